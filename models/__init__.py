@@ -1,0 +1,22 @@
+"""Pipeline CRM models. MODELS lists every table in creation order."""
+from .activity import Activity
+from .base import db
+from .catalog import Product
+from .errors import DomainError, NotAllowed, NotFound, RuleNotMet, StaleVersion, ValidationError
+from .history import HistoryEvent
+from .invoice import Invoice, InvoiceLine
+from .lead import Lead
+from .opportunity import COLUMNS, Move, Opportunity, OpportunityLine
+from .order import Order, OrderLine
+from .party import Account, Contact
+from .quote import Quote, QuoteLine
+from .settings import NumberSequence, Settings
+from .user import User
+
+MODELS = [User, Settings, NumberSequence, Account, Contact, Product, Lead, Opportunity, OpportunityLine,
+          Quote, QuoteLine, Order, OrderLine, Invoice, InvoiceLine, Activity, HistoryEvent]
+
+__all__ = ["MODELS", "db", "Activity", "Product", "HistoryEvent", "Invoice", "InvoiceLine", "Lead",
+           "Opportunity", "OpportunityLine", "Order", "OrderLine", "Account", "Contact", "Quote", "QuoteLine",
+           "NumberSequence", "Settings", "User", "COLUMNS", "Move", "DomainError", "NotAllowed", "NotFound",
+           "RuleNotMet", "StaleVersion", "ValidationError"]

@@ -1,0 +1,80 @@
+"""Notes, calls, emails, meetings and tasks regarding any record."""
+from peewee import BooleanField, CharField, Check, DateField, DateTimeField, ForeignKeyField, IntegerField, TextField
+
+from .base import BaseModel, now, today, write_transaction
+from .user import User
+from .validation import Cleaner
+
+KINDS = ("note", "call", "email", "meeting", "task")
+
+
+class Activity(BaseModel):
+    kind = CharField(max_length=16, constraints=[Check("kind IN ('note', 'call', 'email', 'meeting', 'task')")])
+    subject = CharField(max_length=200)
+    body = TextField(default="")
+    due_date = DateField(null=True)
+    done = BooleanField(default=False)
+    done_at = DateTimeField(null=True)
+    record_type = CharField(max_length=32)
+    record_id = IntegerField()
+    owner = ForeignKeyField(User, null=True, backref="activities", on_delete="SET NULL")
+    created_at = DateTimeField(default=now)
+
+    class Meta:
+        indexes = ((("record_type", "record_id", "done", "due_date"), False),)
+
+    @property
+    def overdue(self):
+        return bool(self.due_date and not self.done and self.due_date < today())
+
+    @classmethod
+    def add(cls, actor, record, **data):
+        """Log an activity on a record; touching the record resets its rot clock."""
+        c = Cleaner(data)
+        c.choice("kind", KINDS, required=True)
+        c.text("subject", 200, required=True)
+        c.text("body", 20000, multiline=True)
+        c.date("due_date")
+        c.boolean("done")
+        values = c.raise_if_errors("The activity could not be saved.")
+        if values["kind"] == "note":
+            values["done"] = True
+        with write_transaction():
+            activity = cls.create(record_type=record.record_type, record_id=record.id,
+                                  owner=actor, done_at=now() if values.get("done") else None,
+                                  **values)
+            if hasattr(record, "last_activity_at"):
+                type(record).update(last_activity_at=now()).where(type(record).id == record.id).execute()
+        return activity
+
+    def mark_done(self, actor):
+        """Tick a task off (no-op when already done)."""
+        if self.done:
+            return False
+        with write_transaction():
+            self.done = True
+            self.done_at = now()
+            self.save()
+        return True
+
+    @classmethod
+    def regarding(cls, *records):
+        """Activities about any of the records, newest first."""
+        condition = None
+        for record in records:
+            clause = (cls.record_type == record.record_type) & (cls.record_id == record.id)
+            condition = clause if condition is None else condition | clause
+        return cls.select().where(condition).order_by(cls.created_at.desc(), cls.id.desc())
+
+    @classmethod
+    def next_open(cls, record_type, record_ids):
+        """{record_id: the earliest open activity with a due date} for a page of cards (one query)."""
+        if not record_ids:
+            return {}
+        rows = (cls.select().where((cls.record_type == record_type) & (cls.record_id.in_(list(record_ids)))
+                                   & (cls.done == False) & cls.due_date.is_null(False))  # noqa: E712
+                .order_by(cls.due_date, cls.id))
+        result = {}
+        for row in rows:
+            result.setdefault(row.record_id, row)
+        return result

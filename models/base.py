@@ -1,0 +1,147 @@
+"""Database proxy, base model, fixed-point fields and the write-transaction helpers."""
+import contextlib
+import datetime
+from decimal import Decimal, InvalidOperation, ROUND_HALF_UP
+
+from peewee import BigIntegerField, DatabaseProxy, Model, PostgresqlDatabase, SqliteDatabase
+from playhouse.db_url import connect
+
+db = DatabaseProxy()
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "synchronous": "normal",
+    "busy_timeout": 5000,
+    "cache_size": -64000,
+}
+
+
+def make_database(url):
+    """Open (lazily) the database named by a URL: sqlite:///path or postgresql://…"""
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ":memory:"
+        return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE",
+                              autoconnect=True)
+    return connect(url, autorollback=True)
+
+
+def is_postgres():
+    """True when the bound database is PostgreSQL (row locks are available)."""
+    return isinstance(db.obj, PostgresqlDatabase)
+
+
+def write_transaction():
+    """One write transaction: BEGIN IMMEDIATE on SQLite, a plain transaction on PostgreSQL."""
+    return db.atomic()
+
+
+def now():
+    """Current UTC time without tzinfo (stored as such on both databases)."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def today():
+    """Today's date (UTC)."""
+    return now().date()
+
+
+class FixedDecimalField(BigIntegerField):
+    """A Decimal stored as an integer count of 10**-places units (money, percentages, quantities)."""
+
+    def __init__(self, places=2, *args, **kwargs):
+        self.places = places
+        self.quantum = Decimal(1).scaleb(-places)
+        super().__init__(*args, **kwargs)
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        if isinstance(value, float):
+            raise TypeError("floats are not accepted for fixed-point values")
+        value = Decimal(value).quantize(self.quantum, rounding=ROUND_HALF_UP)
+        return int(value.scaleb(self.places))
+
+    def python_value(self, value):
+        if value is None:
+            return None
+        return Decimal(int(value)).scaleb(-self.places).quantize(self.quantum)
+
+
+class MoneyField(FixedDecimalField):
+    """Money: Decimal in Python, integer minor units (cents) in the database."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(2, *args, **kwargs)
+
+
+class PercentField(FixedDecimalField):
+    """A percentage with two decimals (19.00 %), stored as integer hundredths."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(2, *args, **kwargs)
+
+
+class QuantityField(FixedDecimalField):
+    """A quantity with three decimals (1.5 hours), stored as integer thousandths."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(3, *args, **kwargs)
+
+
+def parse_decimal(text, places=2, minimum=None, maximum=None):
+    """Parse user input into a Decimal with `places` decimals; ValueError with a human message."""
+    if isinstance(text, Decimal):
+        value = text
+    elif isinstance(text, int) and not isinstance(text, bool):
+        value = Decimal(text)
+    elif isinstance(text, str):
+        cleaned = text.strip().replace("\u00a0", "").replace(" ", "")
+        if not cleaned:
+            raise ValueError("Enter a number.")
+        if cleaned.count(",") == 1 and "." not in cleaned:
+            cleaned = cleaned.replace(",", ".")
+        if len(cleaned) > 20:
+            raise ValueError("That number is too long.")
+        try:
+            value = Decimal(cleaned)
+        except InvalidOperation:
+            raise ValueError("Enter a number such as 1250.50.") from None
+    else:
+        raise ValueError("Enter a number.")
+    if not value.is_finite():
+        raise ValueError("Enter a finite number.")
+    if value.adjusted() > 12:
+        raise ValueError("That number is too large.")
+    quantum = Decimal(1).scaleb(-places)
+    value = value.quantize(quantum, rounding=ROUND_HALF_UP)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"Must be at least {minimum}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"Must be at most {maximum}.")
+    return value
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+    @classmethod
+    def get_locked(cls, pk):
+        """Fetch a row for update inside the current write transaction (row lock on PostgreSQL)."""
+        query = cls.select().where(cls._meta.primary_key == pk)
+        if is_postgres():
+            query = query.for_update()
+        return query.get()
+
+
+@contextlib.contextmanager
+def connection():
+    """Open a connection for the duration of a block unless one is already open."""
+    opened = db.connect(reuse_if_open=True)
+    try:
+        yield
+    finally:
+        if opened and not db.is_closed():
+            db.close()

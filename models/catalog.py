@@ -1,0 +1,59 @@
+"""The product catalog."""
+from decimal import Decimal
+
+from peewee import BooleanField, CharField, Check, DateTimeField, IntegerField, TextField
+
+from .base import BaseModel, MoneyField, PercentField, now, write_transaction
+from .history import HistoryEvent, Tracked
+from .validation import Cleaner
+
+UNITS = ("piece", "hour", "day", "month", "year", "licence", "user", "kg", "m", "set")
+
+
+class Product(Tracked, BaseModel):
+    record_type = "product"
+
+    sku = CharField(max_length=40, unique=True)
+    name = CharField(max_length=200)
+    description = TextField(default="")
+    unit = CharField(max_length=20, default="piece")
+    list_price = MoneyField(default=Decimal("0.00"), constraints=[Check("list_price >= 0")])
+    tax_rate = PercentField(default=Decimal("19.00"), constraints=[Check("tax_rate >= 0")])
+    active = BooleanField(default=True)
+    version = IntegerField(default=1)
+    created_at = DateTimeField(default=now)
+    updated_at = DateTimeField(default=now)
+
+    @property
+    def display_name(self):
+        return f"{self.sku} {self.name}"
+
+    @staticmethod
+    def clean(data, partial=False):
+        """Validate product input; returns the cleaned values."""
+        c = Cleaner(data)
+        c.text("sku", 40, required=not partial or "sku" in data)
+        c.text("name", 200, required=not partial or "name" in data)
+        c.text("description", 5000, multiline=True)
+        c.choice("unit", UNITS)
+        c.money("list_price", required=not partial)
+        c.decimal("tax_rate", 2, minimum=Decimal(0), maximum=Decimal(100))
+        c.boolean("active")
+        return c.raise_if_errors("The product could not be saved.")
+
+    @classmethod
+    def create_product(cls, actor, **data):
+        """Create a product (SKU unique) with a history event."""
+        values = cls.clean(data)
+        if cls.select().where(cls.sku == values["sku"]).exists():
+            from .errors import ValidationError
+            raise ValidationError("The product could not be saved.",
+                                  {"sku": "Another product already uses this SKU."})
+        with write_transaction():
+            product = cls.create(**values)
+            HistoryEvent.write(actor, product, "create")
+        return product
+
+    @classmethod
+    def active_products(cls):
+        return cls.select().where(cls.active == True).order_by(cls.name)  # noqa: E712

@@ -1,0 +1,190 @@
+"""Invoices: drafted from an order, numbered gaplessly per year when issued, then frozen."""
+import datetime
+from decimal import Decimal
+
+from peewee import BlobField, CharField, Check, DateField, DateTimeField, ForeignKeyField, IntegerField, TextField
+
+from .base import BaseModel, MoneyField, now, today, write_transaction
+from .errors import NotAllowed, RuleNotMet
+from .history import HistoryEvent, Tracked
+from .lines import HasLines, LineBase
+from .opportunity import Opportunity
+from .order import Order
+from .party import Account, Contact
+from .settings import NumberSequence, Settings
+from .validation import Cleaner
+
+
+class Invoice(Tracked, HasLines, BaseModel):
+    record_type = "invoice"
+    lines_label = "invoice"
+
+    number = CharField(max_length=20, null=True, unique=True)
+    year = IntegerField(null=True)
+    sequence = IntegerField(null=True)
+    order = ForeignKeyField(Order, backref="invoices", on_delete="RESTRICT")
+    opportunity = ForeignKeyField(Opportunity, backref="invoices", on_delete="RESTRICT")
+    account = ForeignKeyField(Account, null=True, backref="invoices", on_delete="RESTRICT")
+    contact = ForeignKeyField(Contact, null=True, backref="invoices", on_delete="RESTRICT")
+    status = CharField(max_length=10, default="draft",
+                       constraints=[Check("status IN ('draft', 'issued', 'paid', 'canceled')")])
+    issue_date = DateField(null=True)
+    due_date = DateField(null=True)
+    payment_terms_days = IntegerField(default=30, constraints=[Check("payment_terms_days BETWEEN 0 AND 3650")])
+    payment_terms = TextField(default="")
+    notes = TextField(default="")
+    paid_on = DateField(null=True)
+    cancel_reason = TextField(default="")
+    net_total = MoneyField(default=Decimal("0.00"))
+    tax_total = MoneyField(default=Decimal("0.00"))
+    gross_total = MoneyField(default=Decimal("0.00"))
+    pdf = BlobField(null=True)
+    pdf_sha256 = CharField(max_length=64, null=True)
+    version = IntegerField(default=1)
+    created_at = DateTimeField(default=now)
+    updated_at = DateTimeField(default=now)
+
+    class Meta:
+        indexes = ((("year", "sequence"), True), (("status", "due_date"), False))
+
+    @property
+    def display_number(self):
+        return self.number or f"Draft invoice #{self.id}"
+
+    @property
+    def display_name(self):
+        return self.display_number
+
+    @property
+    def file_name(self):
+        return f"{self.number or f'draft-invoice-{self.id}'}.pdf"
+
+    @property
+    def customer_name(self):
+        if self.account_id:
+            return self.account.name
+        return self.contact.name if self.contact_id else ""
+
+    @property
+    def payment_state(self):
+        """paid / overdue / unpaid for an issued invoice (the badge on Invoiced cards)."""
+        if self.status == "paid":
+            return "paid"
+        if self.status == "issued":
+            return "overdue" if self.due_date and self.due_date < today() else "unpaid"
+        return self.status
+
+    def lines_locked_reason(self):
+        if self.status != "draft":
+            return f"Invoice {self.display_number} is {self.status}; an issued invoice cannot change."
+        return None
+
+    @staticmethod
+    def format_number(year, sequence):
+        return f"INV-{year}-{sequence:05d}"
+
+    @classmethod
+    def create_from_order(cls, actor, order):
+        """A draft invoice with the order's lines; one live invoice per order."""
+        settings = Settings.load()
+        with write_transaction():
+            if order.invoice is not None:
+                raise NotAllowed(f"Order {order.display_number} already has invoice "
+                                 f"{order.invoice.display_number}.")
+            if order.status == "canceled":
+                raise NotAllowed(f"Order {order.display_number} is canceled.")
+            invoice = cls.create(order=order.id, opportunity=order.opportunity_id, account=order.account_id,
+                                 contact=order.contact_id, payment_terms_days=settings.payment_terms_days,
+                                 payment_terms=settings.payment_terms_text)
+            invoice.copy_lines_from(order)
+            invoice.refresh_totals()
+            invoice.save()
+            HistoryEvent.write(actor, invoice, "create", {"status": (None, "draft")},
+                               note=f"From order {order.display_number}")
+        return invoice
+
+    def issue_missing(self):
+        """What an invoice needs before it can be issued (field -> message)."""
+        missing = {}
+        if not self.line_rows():
+            missing["line"] = "Add at least one line."
+        if not self.account_id and not self.contact_id:
+            missing["customer"] = "Choose the customer."
+        return missing
+
+    def issue(self, actor, expected_version=None, issue_date=None):
+        """Draft -> issued: the next number of the year is allocated in this same transaction."""
+        c = Cleaner({"issue_date": issue_date})
+        c.date("issue_date", maximum=today() + datetime.timedelta(days=1))
+        issued_on = c.raise_if_errors("The invoice could not be issued.").get("issue_date") or today()
+        with write_transaction():
+            self.reload_locked()
+            if self.status in ("issued", "paid"):
+                return False
+            if self.status != "draft":
+                raise NotAllowed(f"Invoice {self.display_number} is {self.status}; it cannot be issued.")
+            self.check_version(expected_version)
+            missing = self.issue_missing()
+            if missing:
+                raise RuleNotMet("The invoice is not ready to issue.", missing)
+            sequence = NumberSequence.next_value(f"invoice-{issued_on.year}")
+            self.year, self.sequence = issued_on.year, sequence
+            self.number = self.format_number(issued_on.year, sequence)
+            self.status = "issued"
+            self.issue_date = issued_on
+            self.due_date = issued_on + datetime.timedelta(days=self.payment_terms_days)
+            self.refresh_totals()
+            self.save_version()
+            HistoryEvent.write(actor, self, "issue", {"status": ("draft", "issued"), "number": (None, self.number)})
+            Opportunity.get_locked(self.opportunity_id).sync_column(actor)
+        return True
+
+    def mark_paid(self, actor, expected_version=None, paid_on=None):
+        """Issued -> paid on a date (default today)."""
+        c = Cleaner({"paid_on": paid_on})
+        c.date("paid_on", maximum=today())
+        paid = c.raise_if_errors("The payment could not be recorded.").get("paid_on") or today()
+        with write_transaction():
+            self.reload_locked()
+            if self.status == "paid":
+                return False
+            if self.status != "issued":
+                raise NotAllowed(f"Invoice {self.display_number} is {self.status}; only an issued invoice can be paid.")
+            self.check_version(expected_version)
+            if paid < self.issue_date:
+                raise RuleNotMet("The payment date is before the invoice date.",
+                                 {"paid_on": f"Enter a date from {self.issue_date} on."})
+            self.status = "paid"
+            self.paid_on = paid
+            self.save_version()
+            HistoryEvent.write(actor, self, "paid", {"status": ("issued", "paid"), "paid_on": (None, paid)})
+        return True
+
+    def cancel(self, actor, expected_version=None, reason=None):
+        """Draft/issued -> canceled; an issued invoice keeps its number (no gap)."""
+        c = Cleaner({"reason": reason or ""})
+        c.text("reason", 2000, multiline=True)
+        values = c.raise_if_errors("The invoice could not be canceled.")
+        with write_transaction():
+            self.reload_locked()
+            if self.status == "canceled":
+                return False
+            if self.status == "paid":
+                raise NotAllowed(f"Invoice {self.display_number} is paid; it cannot be canceled.")
+            self.check_version(expected_version)
+            if not values.get("reason"):
+                raise RuleNotMet("Say why the invoice is canceled.", {"reason": "Enter a reason."})
+            old = self.status
+            self.status = "canceled"
+            self.cancel_reason = values["reason"]
+            self.save_version()
+            HistoryEvent.write(actor, self, "cancel", {"status": (old, "canceled")}, note=values["reason"])
+            Opportunity.get_locked(self.opportunity_id).sync_column(actor)
+        return True
+
+
+class InvoiceLine(LineBase):
+    document = ForeignKeyField(Invoice, backref="lines", on_delete="CASCADE")
+
+
+Invoice.line_model = InvoiceLine

@@ -1,0 +1,194 @@
+"""Document lines (opportunity, quote, order, invoice) and the rules for editing them."""
+from decimal import Decimal
+
+from peewee import CharField, Check, ForeignKeyField, IntegerField
+
+from .base import BaseModel, MoneyField, PercentField, QuantityField
+from .catalog import Product
+from .money import document_totals, line_net, line_tax
+from .validation import Cleaner
+
+LINE_FIELDS = ("product", "description", "quantity", "unit", "unit_price", "discount_pct", "tax_rate")
+
+
+class LineBase(BaseModel):
+    """Fields and arithmetic shared by every kind of line (not a table of its own)."""
+
+    position = IntegerField(default=0)
+    product = ForeignKeyField(Product, null=True, backref="+", on_delete="RESTRICT")
+    description = CharField(max_length=500)
+    quantity = QuantityField(default=Decimal("1.000"), constraints=[Check("quantity > 0")])
+    unit = CharField(max_length=20, default="piece")
+    unit_price = MoneyField(default=Decimal("0.00"), constraints=[Check("unit_price >= 0")])
+    discount_pct = PercentField(default=Decimal("0.00"),
+                                constraints=[Check("discount_pct >= 0 AND discount_pct <= 10000")])
+    tax_rate = PercentField(default=Decimal("0.00"), constraints=[Check("tax_rate >= 0")])
+
+    @property
+    def net(self):
+        return line_net(self.quantity, self.unit_price, self.discount_pct)
+
+    @property
+    def tax(self):
+        return line_tax(self.net, self.tax_rate)
+
+    @property
+    def gross(self):
+        return self.net + self.tax
+
+    def copy_values(self):
+        """The line's values, for copying it onto another document."""
+        return {"position": self.position, "product": self.product_id,
+                "description": self.description, "quantity": self.quantity, "unit": self.unit,
+                "unit_price": self.unit_price, "discount_pct": self.discount_pct,
+                "tax_rate": self.tax_rate}
+
+    @staticmethod
+    def clean(data, partial=False):
+        """Validate line input. A product fills description, unit, price and tax when not given."""
+        c = Cleaner(data)
+        c.record("product", Product, label="product")
+        c.text("description", 500)
+        c.decimal("quantity", 3, minimum=Decimal("0.001"), maximum=Decimal(10 ** 9))
+        c.text("unit", 20)
+        c.money("unit_price")
+        c.decimal("discount_pct", 2, minimum=Decimal(0), maximum=Decimal(100))
+        c.decimal("tax_rate", 2, minimum=Decimal(0), maximum=Decimal(100))
+        values = c.raise_if_errors("The line could not be saved.")
+        product = values.get("product")
+        if not partial:
+            if product is not None:
+                values.setdefault("description", product.name)
+                if not values.get("description"):
+                    values["description"] = product.name
+                values.setdefault("unit", product.unit)
+                if values.get("unit_price") is None:
+                    values["unit_price"] = product.list_price
+                if values.get("tax_rate") is None:
+                    values["tax_rate"] = product.tax_rate
+            if not values.get("description"):
+                c.fail("description", "Choose a product or describe the item.")
+            if values.get("unit_price") is None:
+                c.fail("unit_price", "Enter a unit price.")
+            c.raise_if_errors("The line could not be saved.")
+            for key, default in (("quantity", Decimal("1")), ("discount_pct", Decimal(0)),
+                                 ("tax_rate", Decimal(0)), ("unit", "piece")):
+                if values.get(key) is None:
+                    values[key] = default
+        return {k: v for k, v in values.items() if not (partial and v is None and k != "product")}
+
+
+def totals_of(lines):
+    """Totals (net, tax, gross, per rate) of an iterable of lines."""
+    return document_totals(list(lines))
+
+
+class HasLines:
+    """Line editing and cached totals for a document with a `line_model` whose FK is `document`."""
+
+    line_model = None
+    lines_label = "document"
+
+    def line_rows(self):
+        model = self.line_model
+        return list(model.select().where(model.document == self.id).order_by(model.position, model.id))
+
+    def totals(self):
+        return totals_of(self.line_rows())
+
+    def lines_locked_reason(self):
+        """Why the lines cannot be edited now (None: they can)."""
+        return None
+
+    def _ensure_lines_editable(self):
+        from .errors import NotAllowed
+        reason = self.lines_locked_reason()
+        if reason:
+            raise NotAllowed(reason)
+
+    def refresh_totals(self):
+        """Store net/tax/gross of the lines on the document (for lists and column sums)."""
+        totals = self.totals()
+        self.net_total, self.tax_total, self.gross_total = totals.net, totals.tax, totals.gross
+        return totals
+
+    def copy_lines_from(self, source):
+        """Copy every line of `source` onto this document (frozen values)."""
+        rows = [dict(line.copy_values(), document=self.id) for line in source.line_rows()]
+        if rows:
+            self.line_model.insert_many(rows).execute()
+
+    def add_line(self, actor, expected_version=None, **data):
+        """Append a line (product or free text); one history event on the document."""
+        from .base import write_transaction
+        from .history import HistoryEvent
+        values = LineBase.clean(data)
+        model = self.line_model
+        with write_transaction():
+            self.reload_locked()
+            self.check_version(expected_version)
+            self._ensure_lines_editable()
+            last = model.select(model.position).where(model.document == self.id).order_by(model.position.desc()).first()
+            line = model.create(document=self.id, position=(last.position + 1) if last else 1, **values)
+            self.after_lines_changed()
+            self.save_version()
+            HistoryEvent.write(actor, self, "add_line", {"line": (None, _line_summary(line))})
+        return line
+
+    def update_line(self, actor, line_id, expected_version=None, **data):
+        """Change a line's quantity, price, discount, tax or text; one event when something changed."""
+        from .base import write_transaction
+        from .errors import NotFound
+        from .history import HistoryEvent
+        values = LineBase.clean(data, partial=True)
+        model = self.line_model
+        with write_transaction():
+            self.reload_locked()
+            self.check_version(expected_version)
+            self._ensure_lines_editable()
+            line = model.get_or_none((model.id == line_id) & (model.document == self.id))
+            if line is None:
+                raise NotFound("That line is not on this document.")
+            before = _line_summary(line)
+            changed = False
+            for key, value in values.items():
+                if value is None and key != "product":
+                    continue
+                current = line.product_id if key == "product" else getattr(line, key)
+                new = value.id if key == "product" and value is not None else value
+                if current != new:
+                    setattr(line, key, value)
+                    changed = True
+            if not changed:
+                return False
+            line.save()
+            self.after_lines_changed()
+            self.save_version()
+            HistoryEvent.write(actor, self, "update_line", {"line": (before, _line_summary(line))})
+        return True
+
+    def remove_line(self, actor, line_id, expected_version=None):
+        """Delete a line; one history event."""
+        from .base import write_transaction
+        from .history import HistoryEvent
+        model = self.line_model
+        with write_transaction():
+            self.reload_locked()
+            self.check_version(expected_version)
+            self._ensure_lines_editable()
+            line = model.get_or_none((model.id == line_id) & (model.document == self.id))
+            if line is None:
+                return False
+            summary = _line_summary(line)
+            line.delete_instance()
+            self.after_lines_changed()
+            self.save_version()
+            HistoryEvent.write(actor, self, "remove_line", {"line": (summary, None)})
+        return True
+
+    def after_lines_changed(self):
+        self.refresh_totals()
+
+
+def _line_summary(line):
+    return f"{line.quantity.normalize():f} × {line.description} @ {line.unit_price}"

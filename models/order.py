@@ -1,0 +1,118 @@
+"""Sales orders: created from a won quote with its lines frozen."""
+from decimal import Decimal
+
+from peewee import CharField, Check, DateField, DateTimeField, ForeignKeyField, IntegerField, TextField
+
+from .base import BaseModel, MoneyField, now, today, write_transaction
+from .errors import NotAllowed, RuleNotMet
+from .history import HistoryEvent, Tracked
+from .lines import HasLines, LineBase
+from .opportunity import Opportunity
+from .party import Account, Contact
+from .quote import Quote
+from .settings import NumberSequence
+from .validation import Cleaner
+
+
+class Order(Tracked, HasLines, BaseModel):
+    record_type = "order"
+    lines_label = "order"
+
+    number = IntegerField(unique=True)
+    quote = ForeignKeyField(Quote, unique=True, backref="orders", on_delete="RESTRICT")
+    opportunity = ForeignKeyField(Opportunity, backref="orders", on_delete="RESTRICT")
+    account = ForeignKeyField(Account, null=True, backref="orders", on_delete="RESTRICT")
+    contact = ForeignKeyField(Contact, null=True, backref="orders", on_delete="RESTRICT")
+    status = CharField(max_length=10, default="open",
+                       constraints=[Check("status IN ('open', 'fulfilled', 'canceled')")])
+    order_date = DateField(default=today)
+    fulfilled_at = DateTimeField(null=True)
+    cancel_reason = TextField(default="")
+    net_total = MoneyField(default=Decimal("0.00"))
+    tax_total = MoneyField(default=Decimal("0.00"))
+    gross_total = MoneyField(default=Decimal("0.00"))
+    version = IntegerField(default=1)
+    created_at = DateTimeField(default=now)
+    updated_at = DateTimeField(default=now)
+
+    @property
+    def display_number(self):
+        return f"SO-{self.number:05d}"
+
+    @property
+    def display_name(self):
+        return self.display_number
+
+    @property
+    def customer_name(self):
+        if self.account_id:
+            return self.account.name
+        return self.contact.name if self.contact_id else ""
+
+    @property
+    def invoice(self):
+        """The order's invoice that is not canceled (None if there is none)."""
+        from .invoice import Invoice
+        return (Invoice.select().where((Invoice.order == self.id) & (Invoice.status != "canceled"))
+                .order_by(Invoice.id.desc()).first())
+
+    def lines_locked_reason(self):
+        return f"Order {self.display_number} has frozen prices; its lines cannot change."
+
+    @classmethod
+    def create_from_quote(cls, actor, quote):
+        """An open order with the won quote's lines copied (prices frozen)."""
+        with write_transaction():
+            order = cls.create(number=NumberSequence.next_value("order"), quote=quote.id,
+                               opportunity=quote.opportunity_id, account=quote.account_id,
+                               contact=quote.contact_id)
+            order.copy_lines_from(quote)
+            order.refresh_totals()
+            order.save()
+            HistoryEvent.write(actor, order, "create", {"status": (None, "open")},
+                               note=f"From quote {quote.display_number}")
+        return order
+
+    def fulfil(self, actor, expected_version=None):
+        """Open -> fulfilled (delivered)."""
+        with write_transaction():
+            self.reload_locked()
+            if self.status == "fulfilled":
+                return False
+            if self.status != "open":
+                raise NotAllowed(f"Order {self.display_number} is {self.status}; it cannot be fulfilled.")
+            self.check_version(expected_version)
+            self.status = "fulfilled"
+            self.fulfilled_at = now()
+            self.save_version()
+            HistoryEvent.write(actor, self, "fulfil", {"status": ("open", "fulfilled")})
+        return True
+
+    def cancel(self, actor, expected_version=None, reason=None):
+        """Open -> canceled, with a reason; the deal leaves the board."""
+        c = Cleaner({"reason": reason or ""})
+        c.text("reason", 2000, multiline=True)
+        values = c.raise_if_errors("The order could not be canceled.")
+        with write_transaction():
+            self.reload_locked()
+            if self.status == "canceled":
+                return False
+            if self.status != "open":
+                raise NotAllowed(f"Order {self.display_number} is {self.status}; only an open order can be canceled.")
+            self.check_version(expected_version)
+            if not values.get("reason"):
+                raise RuleNotMet("Say why the order is canceled.", {"reason": "Enter a reason."})
+            self.status = "canceled"
+            self.cancel_reason = values["reason"]
+            self.save_version()
+            HistoryEvent.write(actor, self, "cancel", {"status": ("open", "canceled")}, note=values["reason"])
+            opportunity = Opportunity.get_locked(self.opportunity_id)
+            opportunity.sync_column(actor)
+        return True
+
+
+class OrderLine(LineBase):
+    document = ForeignKeyField(Order, backref="lines", on_delete="CASCADE")
+
+
+Order.line_model = OrderLine

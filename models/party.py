@@ -1,0 +1,129 @@
+"""Accounts (companies) and contacts (people)."""
+from peewee import JOIN, CharField, DateTimeField, ForeignKeyField, IntegerField, TextField, fn
+
+from .base import BaseModel, now, write_transaction
+from .history import HistoryEvent, Tracked
+from .user import User
+from .validation import Cleaner
+
+COUNTRY_DEFAULT = "DE"
+
+
+class Account(Tracked, BaseModel):
+    record_type = "account"
+
+    name = CharField(max_length=200, index=True)
+    vat_id = CharField(max_length=40, default="")
+    email = CharField(max_length=254, default="")
+    phone = CharField(max_length=40, default="")
+    website = CharField(max_length=200, default="")
+    street = CharField(max_length=200, default="")
+    postal_code = CharField(max_length=20, default="")
+    city = CharField(max_length=100, default="")
+    country = CharField(max_length=2, default=COUNTRY_DEFAULT)
+    owner = ForeignKeyField(User, null=True, backref="accounts", on_delete="SET NULL")
+    version = IntegerField(default=1)
+    created_at = DateTimeField(default=now)
+    updated_at = DateTimeField(default=now)
+
+    @property
+    def display_name(self):
+        return self.name
+
+    @property
+    def address_lines(self):
+        """Street, postal code + city, country: the lines of a postal address."""
+        city = " ".join(p for p in (self.postal_code, self.city) if p)
+        return [line for line in (self.street, city, self.country) if line]
+
+    @staticmethod
+    def clean(data, partial=False):
+        """Validate account input; returns the cleaned values."""
+        c = Cleaner(data)
+        c.text("name", 200, required=not partial or "name" in data)
+        c.text("vat_id", 40)
+        c.email("email")
+        c.phone("phone")
+        c.text("website", 200)
+        c.text("street", 200)
+        c.text("postal_code", 20)
+        c.text("city", 100)
+        c.text("country", 2)
+        return c.raise_if_errors("The account could not be saved.")
+
+    @classmethod
+    def create_account(cls, actor, **data):
+        """Create an account from user input (validated) with a history event."""
+        values = cls.clean(data)
+        with write_transaction():
+            account = cls.create(owner=actor, **values)
+            HistoryEvent.write(actor, account, "create")
+        return account
+
+    @classmethod
+    def matching_name(cls, name):
+        """Accounts whose name equals `name`, ignoring case and surrounding spaces."""
+        key = (name or "").strip().lower()
+        return cls.select().where(fn.LOWER(fn.TRIM(cls.name)) == key).order_by(cls.id)
+
+
+class Contact(Tracked, BaseModel):
+    record_type = "contact"
+
+    name = CharField(max_length=200)
+    job_title = CharField(max_length=120, default="")
+    email = CharField(max_length=254, default="", index=True)
+    phone = CharField(max_length=40, default="")
+    account = ForeignKeyField(Account, null=True, backref="contacts", on_delete="SET NULL")
+    street = CharField(max_length=200, default="")
+    postal_code = CharField(max_length=20, default="")
+    city = CharField(max_length=100, default="")
+    country = CharField(max_length=2, default=COUNTRY_DEFAULT)
+    notes = TextField(default="")
+    owner = ForeignKeyField(User, null=True, backref="contacts", on_delete="SET NULL")
+    version = IntegerField(default=1)
+    created_at = DateTimeField(default=now)
+    updated_at = DateTimeField(default=now)
+
+    @property
+    def display_name(self):
+        return self.name
+
+    @property
+    def address_lines(self):
+        city = " ".join(p for p in (self.postal_code, self.city) if p)
+        return [line for line in (self.street, city, self.country) if line]
+
+    @staticmethod
+    def clean(data, partial=False):
+        """Validate contact input; returns the cleaned values."""
+        c = Cleaner(data)
+        c.text("name", 200, required=not partial or "name" in data)
+        c.text("job_title", 120)
+        c.email("email")
+        c.phone("phone")
+        c.record("account", Account, label="account")
+        c.text("street", 200)
+        c.text("postal_code", 20)
+        c.text("city", 100)
+        c.text("country", 2)
+        c.text("notes", 5000, multiline=True)
+        return c.raise_if_errors("The contact could not be saved.")
+
+    @classmethod
+    def create_contact(cls, actor, **data):
+        """Create a contact from user input (validated) with a history event."""
+        values = cls.clean(data)
+        with write_transaction():
+            contact = cls.create(owner=actor, **values)
+            HistoryEvent.write(actor, contact, "create")
+        return contact
+
+    @classmethod
+    def matching_email(cls, email):
+        """Contacts with this email (case-insensitive)."""
+        key = (email or "").strip().lower()
+        if not key:
+            return cls.select().where(cls.id < 0)
+        return (cls.select(cls, Account).join(Account, JOIN.LEFT_OUTER)
+                .where(fn.LOWER(cls.email) == key).order_by(cls.id))
