@@ -1,0 +1,170 @@
+"""Pipeline CRM: application factory, configuration, CLI commands; `python app.py` runs the app."""
+import os
+import secrets
+import sys
+
+import click
+from flask import Flask, g, redirect, request, session, url_for
+from flask_htmx import HTMX
+from flask_wtf.csrf import CSRFProtect
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+INSTANCE = os.path.join(ROOT, "instance")
+
+htmx = HTMX()
+csrf = CSRFProtect()
+
+PUBLIC_ENDPOINTS = {"auth.login", "static", "health"}
+
+
+def _secret_key(instance_path):
+    """The SECRET_KEY kept under instance/, generated once on first start."""
+    path = os.path.join(instance_path, "secret_key")
+    if os.path.exists(path):
+        with open(path) as fh:
+            key = fh.read().strip()
+        if key:
+            return key
+    os.makedirs(instance_path, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def load_config(config=None):
+    """Defaults, then the environment, then the `config` argument."""
+    instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("INSTANCE_PATH") or INSTANCE
+    settings = {
+        "INSTANCE_PATH": instance_path,
+        "DATABASE_URL": "sqlite:///" + os.path.join(instance_path, "pipeline.db"),
+        "SECRET_KEY": None,
+        "CURRENCY": "EUR",
+        "HOST": "127.0.0.1",
+        "PORT": 5000,
+        "BOARD_PAGE_SIZE": 25,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+    }
+    for key in ("DATABASE_URL", "SECRET_KEY", "CURRENCY", "HOST", "PORT"):
+        if os.environ.get(key):
+            settings[key] = os.environ[key]
+    settings.update(config or {})
+    settings["PORT"] = int(settings["PORT"])
+    settings["CURRENCY"] = str(settings["CURRENCY"]).upper()
+    if not settings["SECRET_KEY"]:
+        settings["SECRET_KEY"] = _secret_key(instance_path)
+    return settings
+
+
+def create_app(config=None):
+    """Build the Flask app: config, database binding (and SQLite migrations), blueprints, CLI."""
+    from models import db
+    from models.schema import bind, upgrade
+    from views import register
+
+    app = Flask(__name__, instance_path=None)
+    app.config.update(load_config(config))
+    url = app.config["DATABASE_URL"]
+    if url.startswith("sqlite"):
+        os.makedirs(os.path.dirname(url.split(":///", 1)[1]) or ".", exist_ok=True)
+    bind(url)
+    if url.startswith("sqlite") and not app.config.get("SKIP_MIGRATIONS"):
+        upgrade()
+
+    htmx.init_app(app)
+    csrf.init_app(app)
+    register(app)
+
+    @app.before_request
+    def open_connection_and_require_login():
+        db.connect(reuse_if_open=True)
+        from models import User
+        uid = session.get("uid")
+        g.user = User.get_or_none((User.id == uid) & (User.active == True)) if uid else None  # noqa: E712
+        if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
+            if htmx:
+                from flask import make_response
+                resp = make_response("", 401)
+                resp.headers["HX-Redirect"] = url_for("auth.login", next=request.path)
+                return resp
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+    @app.teardown_request
+    def close_connection(exc):
+        if not db.is_closed():
+            db.close()
+
+    @app.get("/healthz")
+    def health():
+        """Liveness probe: the app answers and the database is reachable."""
+        db.execute_sql("SELECT 1")
+        return {"status": "ok"}
+
+    register_cli(app)
+    return app
+
+
+def register_cli(app):
+    """flask --app app db-upgrade | create-user | seed-demo"""
+
+    @app.cli.command("db-upgrade")
+    def db_upgrade():
+        """Apply pending schema migrations (needed for PostgreSQL; SQLite migrates on start)."""
+        from models.schema import upgrade
+        applied = upgrade()
+        click.echo("applied: " + ", ".join(applied) if applied else "database is up to date")
+
+    @app.cli.command("create-user")
+    @click.argument("email")
+    @click.option("--password", required=True)
+    @click.option("--name", default=None)
+    @click.option("--role", default="seller", type=click.Choice(["seller", "manager", "admin"]))
+    def create_user(email, password, name, role):
+        """Create a login."""
+        from models import User, ValidationError, db
+        with db.connection_context():
+            try:
+                user = User.create_user(email, password, name=name, role=role)
+            except ValidationError as exc:
+                for field, message in exc.fields.items():
+                    click.echo(f"{field}: {message}", err=True)
+                sys.exit(2)
+        click.echo(f"created {user.role} {user.email}")
+
+    @app.cli.command("seed-demo")
+    def seed_demo_command():
+        """Fill an empty database with the demo company (does nothing if it has data)."""
+        from models import db
+        from models.demo import seed_demo
+        with db.connection_context():
+            created = seed_demo(currency=app.config["CURRENCY"])
+        click.echo("demo data created" if created else "database already has data; nothing done")
+
+
+def main():
+    """Create or migrate the database, seed demo data on first start, run the development server."""
+    from models import db
+    from models.demo import DEMO_LOGINS, seed_demo
+    from models.schema import upgrade
+
+    app = create_app()
+    if not app.config["DATABASE_URL"].startswith("sqlite"):
+        upgrade()
+    with db.connection_context():
+        seeded = seed_demo(currency=app.config["CURRENCY"])
+    host, port = app.config["HOST"], app.config["PORT"]
+    print(f"\nPipeline CRM is running at http://{host}:{port}/")
+    if seeded:
+        print("Demo data was created.")
+    print("Demo logins:")
+    for email, password, role in DEMO_LOGINS:
+        print(f"  {email} / {password}  ({role})")
+    print()
+    app.run(host=host, port=port, debug=False, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

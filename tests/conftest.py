@@ -1,0 +1,162 @@
+"""Fixtures: a fresh database per test (SQLite file always; PostgreSQL too when TEST_DATABASE_URL is set)."""
+import os
+import re
+import sys
+import uuid
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from models import MODELS, User, db  # noqa: E402
+from models.schema import bind, upgrade  # noqa: E402
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
+DATABASES = ["sqlite"] + (["postgres"] if PG_URL else [])
+PASSWORD = "correct-horse-9"
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def _admin_connection(url):
+    import psycopg2
+    from urllib.parse import urlparse
+    parts = urlparse(url)
+    conn = psycopg2.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
+                            user=parts.username or "postgres", password=parts.password or None,
+                            dbname=(parts.path or "/postgres").lstrip("/") or "postgres")
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A database of its own for this test run (worker), created on the server of TEST_DATABASE_URL."""
+    if not PG_URL:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"pipeline_test_{worker}_{uuid.uuid4().hex[:8]}"
+    admin = _admin_connection(PG_URL)
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    base = PG_URL.rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    bind(url)
+    upgrade()
+    yield url
+    if not db.is_closed():
+        db.close()
+    db.obj.close_all() if hasattr(db.obj, "close_all") else None
+    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path):
+    """The URL of an empty, migrated database for one test."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+        bind(url)
+        upgrade()
+        return url
+    url = request.getfixturevalue("postgres_url")
+    bind(url)
+    tables = ", ".join(f'"{m._meta.table_name}"' for m in MODELS)
+    with db.connection_context():
+        db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    return url
+
+
+@pytest.fixture
+def database(database_url):
+    """An open connection to the test database (for model tests)."""
+    db.connect(reuse_if_open=True)
+    yield db
+    if not db.is_closed():
+        db.close()
+
+
+@pytest.fixture
+def seller(database):
+    return User.create_user("sam@example.com", PASSWORD, "Sam Seller", "seller")
+
+
+@pytest.fixture
+def manager(database):
+    return User.create_user("mia@example.com", PASSWORD, "Mia Manager", "manager")
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    from app import create_app
+    application = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "test-secret",
+                              "INSTANCE_PATH": str(tmp_path), "TESTING": True})
+    yield application
+    if not db.is_closed():
+        db.close()
+
+
+class HtmxClient:
+    """A Flask test client that logs in, keeps the CSRF token and can send htmx requests."""
+
+    def __init__(self, client):
+        self.client = client
+        self.token = None
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def refresh_token(self, path="/login"):
+        html = self.client.get(path).get_data(as_text=True)
+        match = CSRF_META.search(html)
+        self.token = match.group(1) if match else None
+        return self.token
+
+    def login(self, email, password=PASSWORD):
+        self.refresh_token("/login")
+        resp = self.client.post("/login", data={"email": email, "password": password, "csrf_token": self.token})
+        self.refresh_token("/board")
+        return resp
+
+    def headers(self, htmx=False, extra=None):
+        headers = {"X-CSRFToken": self.token or ""}
+        if htmx:
+            headers["HX-Request"] = "true"
+        headers.update(extra or {})
+        return headers
+
+    def hx_get(self, path, **kwargs):
+        return self.client.get(path, headers=self.headers(True, kwargs.pop("headers", None)), **kwargs)
+
+    def hx_post(self, path, data=None, **kwargs):
+        return self.client.post(path, data=data or {}, headers=self.headers(True, kwargs.pop("headers", None)),
+                                **kwargs)
+
+    def form_post(self, path, data=None, **kwargs):
+        payload = dict(data or {})
+        payload.setdefault("csrf_token", self.token)
+        return self.client.post(path, data=payload, **kwargs)
+
+
+@pytest.fixture
+def client(app):
+    """An anonymous client."""
+    with app.app_context():
+        pass
+    return HtmxClient(app.test_client())
+
+
+@pytest.fixture
+def user(app):
+    """A seller who can log in."""
+    with db.connection_context():
+        return User.create_user("sam@example.com", PASSWORD, "Sam Seller", "seller")
+
+
+@pytest.fixture
+def logged_in(app, user):
+    """A client logged in as the seller `user`."""
+    c = HtmxClient(app.test_client())
+    resp = c.login(user.email)
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
+    return c
