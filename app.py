@@ -4,15 +4,10 @@ import secrets
 import sys
 
 import click
-from flask import Flask, g, redirect, request, session, url_for
-from flask_htmx import HTMX
-from flask_wtf.csrf import CSRFProtect
+from flask import Flask, g, make_response, redirect, request, session, url_for
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 INSTANCE = os.path.join(ROOT, "instance")
-
-htmx = HTMX()
-csrf = CSRFProtect()
 
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health"}
 
@@ -64,6 +59,7 @@ def create_app(config=None):
     from models import db
     from models.schema import bind, upgrade
     from views import register
+    from views.common import csrf, htmx
 
     app = Flask(__name__, instance_path=None)
     app.config.update(load_config(config))
@@ -86,7 +82,6 @@ def create_app(config=None):
         g.user = User.get_or_none((User.id == uid) & (User.active == True)) if uid else None  # noqa: E712
         if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
             if htmx:
-                from flask import make_response
                 resp = make_response("", 401)
                 resp.headers["HX-Redirect"] = url_for("auth.login", next=request.path)
                 return resp

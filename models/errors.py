@@ -27,12 +27,14 @@ class RuleNotMet(DomainError):
     """A stage rule does not hold; `fields` lists exactly what must be supplied to complete the step.
 
     `step` names the stage whose rule failed (for a skip it is the first unmet step), `defaults`
-    holds prefilled values for the dialog, `choices` holds options such as duplicate matches.
+    holds prefilled values for the dialog, `choices` holds options such as duplicate matches and
+    `optional` names fields the dialog may also offer (a competitor, a note).
     """
 
-    def __init__(self, message, fields=None, step=None, defaults=None, choices=None, **context):
+    def __init__(self, message, fields=None, step=None, defaults=None, choices=None, optional=(), **context):
         super().__init__(message, fields, **context)
         self.step = step
+        self.optional = tuple(optional)
         self.defaults = dict(defaults or {})
         self.choices = dict(choices or {})
 

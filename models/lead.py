@@ -249,7 +249,7 @@ class Lead(Tracked, BaseModel):
             self.check_version(expected_version)
             if not values.get("reason"):
                 raise RuleNotMet("Say why the lead is disqualified.",
-                                 {"reason": "Choose a reason."}, step="lost",
+                                 {"reason": "Choose a reason."}, step="lost", optional=("note",),
                                  choices={"reason": [(r, r.capitalize()) for r in DISQUALIFY_REASONS]})
             changes = {"status": (self.status, "disqualified"),
                        "disqualify_reason": (self.disqualify_reason, values["reason"])}
@@ -280,6 +280,14 @@ class Lead(Tracked, BaseModel):
             self.save_version()
             HistoryEvent.write(actor, self, "reopen", changes, from_stage="lost", to_stage="qualify")
         return True
+
+    def move_targets(self):
+        """Columns this card can be sent to from where it is (for the Move to… menu)."""
+        if self.status == "disqualified":
+            return ["qualify"]
+        if self.status == "open":
+            return ["develop", "propose", "close", "lost"]
+        return []
 
     def move_to(self, actor, target, expected_version=None, **inputs):
         """The board move of a lead card: qualify (and go on), disqualify, reopen. Returns a Move."""

@@ -351,7 +351,7 @@ class Opportunity(Tracked, HasLines, BaseModel):
         if not values.get("close_reason"):
             raise RuleNotMet("Say why the deal was lost.", {"close_reason": "Choose a reason."}, step="lost",
                              choices={"close_reason": [(r, r.capitalize()) for r in LOST_REASONS]},
-                             defaults={"competitor": self.competitor})
+                             defaults={"competitor": self.competitor}, optional=("competitor", "close_note"))
         for quote in self.quotes_query():
             if quote.status in ("draft", "active"):
                 quote.mark_lost(actor)
@@ -419,6 +419,14 @@ class Opportunity(Tracked, HasLines, BaseModel):
         self.save_version()
         HistoryEvent.write(actor, self, "move", changes, from_stage=source, to_stage=target)
         return True
+
+    def move_targets(self):
+        """Columns this card can be sent to from where it is (for the Move to… menu)."""
+        if self.status == "lost":
+            return [self.lost_from] if self.lost_from else []
+        if self.status == "won":
+            return ["invoiced"] if self.column == "fulfill" else []
+        return [c for c in ("develop", "propose", "close", "fulfill", "lost") if c != self.column]
 
     # ----- board queries --------------------------------------------------------------------
     @classmethod

@@ -35,6 +35,8 @@ class Settings(BaseModel):
 
     def rot_days(self, stage):
         """Days without activity after which a card in `stage` rots (None: never)."""
+        if stage == "qualify":
+            return 7
         return getattr(self, f"rot_days_{stage}", None)
 
     def validate(self):

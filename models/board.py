@@ -1,0 +1,221 @@
+"""Board queries: column headers computed in SQL over whole columns, one page of cards per column."""
+import datetime
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from peewee import JOIN, fn
+
+from .activity import Activity
+from .base import today
+from .lead import QUALIFY_PROBABILITY, Lead
+from .opportunity import COLUMN_LABELS, COLUMNS, Opportunity, _cents
+from .party import Account, Contact
+from .user import User
+from .validation import Cleaner
+
+RECENT_DAYS = 30
+ZERO = Decimal("0.00")
+
+
+@dataclass
+class BoardFilter:
+    """The board's filter, as held in the URL: owner (me / all / id), text, close-date range, old lost."""
+
+    owner: str = "all"
+    q: str = ""
+    close_from: datetime.date = None
+    close_to: datetime.date = None
+    show_old: bool = False
+    errors: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_args(cls, args, user):
+        c = Cleaner({k: args.get(k) for k in ("q", "close_from", "close_to") if args.get(k) is not None})
+        c.text("q", 100)
+        c.date("close_from")
+        c.date("close_to")
+        owner = (args.get("owner") or "all").strip()
+        if owner not in ("all", "me") and not owner.isdigit():
+            c.fail("owner", "Choose an owner.")
+            owner = "all"
+        flt = cls(owner=owner, q=c.values.get("q") or "", close_from=c.values.get("close_from"),
+                  close_to=c.values.get("close_to"), show_old=args.get("old") == "1", errors=c.errors)
+        flt.user_id = user.id if user else None
+        return flt
+
+    @property
+    def owner_id(self):
+        if self.owner == "me":
+            return self.user_id
+        return int(self.owner) if self.owner.isdigit() else None
+
+    def query_args(self, **overrides):
+        """The filter as URL query arguments (only those that differ from the defaults)."""
+        args = {"owner": self.owner if self.owner != "all" else None, "q": self.q or None,
+                "close_from": self.close_from.isoformat() if self.close_from else None,
+                "close_to": self.close_to.isoformat() if self.close_to else None,
+                "old": "1" if self.show_old else None}
+        args.update(overrides)
+        return {k: v for k, v in args.items() if v not in (None, "")}
+
+    @property
+    def active(self):
+        return bool(self.owner != "all" or self.q or self.close_from or self.close_to)
+
+    def opportunity_where(self, column=None):
+        O = Opportunity
+        cond = O.column.is_null(False)
+        if self.owner_id:
+            cond &= O.owner == self.owner_id
+        if self.close_from:
+            cond &= O.estimated_close_date >= self.close_from
+        if self.close_to:
+            cond &= O.estimated_close_date <= self.close_to
+        if self.q:
+            like = f"%{self.q.lower()}%"
+            cond &= ((fn.LOWER(O.topic) ** like)
+                     | O.account.in_(Account.select(Account.id).where(fn.LOWER(Account.name) ** like))
+                     | O.contact.in_(Contact.select(Contact.id).where(fn.LOWER(Contact.name) ** like)))
+        if not self.show_old and column in (None, "lost", "invoiced"):
+            cutoff = today() - datetime.timedelta(days=RECENT_DAYS)
+            recent = (O.column.not_in(["lost", "invoiced"])) | (O.actual_close_date >= cutoff) | \
+                (O.stage_entered_at >= datetime.datetime.combine(cutoff, datetime.time()))
+            cond &= recent
+        return cond
+
+    def lead_where(self):
+        L = Lead
+        cond = L.status.in_(["open", "disqualified"])
+        if self.owner_id:
+            cond &= L.owner == self.owner_id
+        if self.q:
+            like = f"%{self.q.lower()}%"
+            cond &= ((fn.LOWER(L.name) ** like) | (fn.LOWER(L.company) ** like) | (fn.LOWER(L.topic) ** like))
+        if self.close_from or self.close_to:
+            cond &= L.id.is_null()
+        if not self.show_old:
+            cutoff = datetime.datetime.combine(today() - datetime.timedelta(days=RECENT_DAYS), datetime.time())
+            cond &= (L.status == "open") | (L.closed_at >= cutoff)
+        return cond
+
+
+@dataclass
+class ColumnHeader:
+    stage: str
+    count: int = 0
+    total: Decimal = ZERO
+    weighted: Decimal = ZERO
+
+    @property
+    def label(self):
+        return COLUMN_LABELS[self.stage]
+
+
+def column_headers(flt):
+    """Count, total and weighted total of every column over the whole filtered column (two queries)."""
+    headers = {stage: ColumnHeader(stage) for stage in COLUMNS}
+    for column, (count, total, weighted) in Opportunity.column_stats(flt.opportunity_where()).items():
+        header = headers[column]
+        header.count, header.total, header.weighted = count, total, weighted
+    L = Lead
+    rows = (L.select(L.status, fn.COUNT(L.id).alias("n"), fn.SUM(L.budget_amount).alias("total"))
+            .where(flt.lead_where()).group_by(L.status).dicts())
+    for row in rows:
+        stage = "qualify" if row["status"] == "open" else "lost"
+        header = headers[stage]
+        total = _cents(row["total"])
+        header.count += row["n"]
+        header.total += total
+        if stage == "qualify":
+            header.weighted += _cents(int(row["total"] or 0) * QUALIFY_PROBABILITY, 100)
+    return headers
+
+
+def column_cards(stage, flt, offset=0, limit=25):
+    """One page of a column's cards (leads and/or opportunities), in display order."""
+    if stage == "qualify":
+        return _lead_cards(flt.lead_where() & (Lead.status == "open"), Lead.created_at.desc(), offset, limit)
+    if stage == "lost":
+        leads = _lead_cards(flt.lead_where() & (Lead.status == "disqualified"), Lead.closed_at.desc(),
+                            0, offset + limit)
+        opps = list(Opportunity.cards("lost", flt.opportunity_where("lost"), offset + limit, 0))
+        merged = sorted(leads + opps, key=lambda r: _closed_key(r), reverse=True)
+        return merged[offset:offset + limit]
+    return list(Opportunity.cards(stage, flt.opportunity_where(stage), limit, offset))
+
+
+def _closed_key(record):
+    if isinstance(record, Lead):
+        return (record.closed_at or record.updated_at, record.id)
+    return (datetime.datetime.combine(record.actual_close_date or datetime.date.min, datetime.time()), record.id)
+
+
+def _lead_cards(where, order, offset, limit):
+    Owner = User.alias()
+    query = (Lead.select(Lead, Owner).join(Owner, JOIN.LEFT_OUTER, on=(Lead.owner == Owner.id))
+             .where(where))
+    return list(query.order_by(order, Lead.id.desc()).limit(limit).offset(offset))
+
+
+def next_activities(cards):
+    """{(record_type, id): next open activity} for the cards on screen (two queries at most)."""
+    result = {}
+    for record_type, model in (("lead", Lead), ("opportunity", Opportunity)):
+        ids = [c.id for c in cards if isinstance(c, model)]
+        for record_id, activity in Activity.next_open(record_type, ids).items():
+            result[(record_type, record_id)] = activity
+    return result
+
+
+@dataclass
+class CardFacts:
+    """What a card shows besides its fields: where it is, how long it has been there, whether it rots."""
+
+    kind: str
+    column: str
+    title: str
+    customer: str
+    amount: Decimal
+    close_date: datetime.date
+    close_past: bool
+    days_in_stage: int
+    idle_days: int
+    rot: str
+    badge: str = ""
+
+
+def card_facts(card, settings, invoices=None):
+    """Facts for rendering one card (no queries beyond what the card query loaded)."""
+    now_day = today()
+    kind = card.record_type
+    column = card.column
+    entered = card.stage_entered_at or card.created_at
+    last = card.last_activity_at or entered
+    days_in_stage = max(0, (now_day - entered.date()).days)
+    idle = max(0, (now_day - last.date()).days)
+    rot = ""
+    limit = settings.rot_days(column)
+    if limit and column in ("qualify", "develop", "propose", "close"):
+        rot = "red" if idle >= 2 * limit else "amber" if idle >= limit else ""
+    if kind == "lead":
+        return CardFacts(kind, column, card.title, card.customer_name, card.budget_amount, None, False,
+                         days_in_stage, idle, rot)
+    close_date = card.actual_close_date if card.status != "open" else card.estimated_close_date
+    badge = ""
+    if invoices is not None and column == "invoiced":
+        invoice = invoices.get(card.id)
+        badge = invoice.payment_state if invoice else ""
+    return CardFacts(kind, column, card.title, card.customer_name, card.amount, close_date,
+                     bool(card.status == "open" and close_date and close_date < now_day),
+                     days_in_stage, idle, rot, badge)
+
+
+def invoice_states(cards):
+    """{opportunity id: its latest live invoice} for the Invoiced cards on screen (one query)."""
+    from .invoice import Invoice
+    ids = [c.id for c in cards if isinstance(c, Opportunity) and c.column == "invoiced"]
+    if not ids:
+        return {}
+    rows = (Invoice.select().where(Invoice.opportunity.in_(ids) & Invoice.status.in_(["issued", "paid"]))
+            .order_by(Invoice.id))
+    return {row.opportunity_id: row for row in rows}

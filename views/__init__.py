@@ -1,0 +1,79 @@
+"""Blueprints, template helpers and the one domain-error handler."""
+import datetime
+
+from flask import Flask, url_for
+
+from models.money import CURRENCY_SYMBOLS, format_money
+from models.opportunity import COLUMN_LABELS
+
+
+ACTION_LABELS = {"create": "created it", "update": "edited it", "qualify": "qualified the lead",
+                 "disqualify": "disqualified the lead", "reopen": "reopened it", "move": "moved it",
+                 "won": "closed it as won", "lost": "closed it as lost", "activate": "sent (activated) the quote",
+                 "revise": "revised the quote", "fulfil": "fulfilled the order", "issue": "issued the invoice",
+                 "paid": "recorded the payment", "cancel": "canceled it", "add_line": "added a line",
+                 "update_line": "changed a line", "remove_line": "removed a line"}
+RECORD_ENDPOINTS = {"lead": "leads.detail", "opportunity": "opportunities.detail"}
+
+
+def register(app: Flask):
+    """Attach every blueprint, the Jinja helpers and the error handlers to the app."""
+    from jinja2 import pass_context
+
+    from models.board import card_facts
+
+    from . import auth, board, leads, opportunities
+    from .common import register_error_handlers
+
+    for module in (auth, board, leads, opportunities):
+        app.register_blueprint(module.bp)
+    register_error_handlers(app)
+
+    @app.template_global()
+    @pass_context
+    def facts(context, card):
+        return card_facts(card, context["settings"], context.get("invoices"))
+
+    @app.template_global()
+    def timeline(events, activities):
+        items = [("event", e.at, e.id, e) for e in events] + [("activity", a.created_at, a.id, a) for a in activities]
+        items.sort(key=lambda item: (item[1], item[0] == "event", item[2]), reverse=True)
+        return [{"kind": kind, "obj": obj} for kind, _, _, obj in items]
+
+    @app.template_global()
+    def action_label(event):
+        return ACTION_LABELS.get(event.action, event.action.replace("_", " "))
+
+    @app.context_processor
+    def labels_context():
+        return {"labels": COLUMN_LABELS}
+
+    @app.template_global()
+    def move_targets(card):
+        return card.move_targets()
+
+    @app.template_global()
+    def record_url(record):
+        endpoint = RECORD_ENDPOINTS.get(record.record_type)
+        if endpoint is None:
+            return None
+        return url_for(endpoint, **{f"{record.record_type}_id": record.id})
+
+    @app.template_filter("money")
+    def money_filter(amount):
+        return format_money(amount, app.config["CURRENCY"])
+
+    @app.template_filter("day")
+    def day_filter(value):
+        if not value:
+            return ""
+        if isinstance(value, datetime.datetime):
+            value = value.date()
+        if value.year == datetime.date.today().year:
+            return value.strftime("%-d %b")
+        return value.strftime("%-d %b %Y")
+
+    @app.context_processor
+    def currency_context():
+        code = app.config["CURRENCY"]
+        return {"currency": code, "currency_symbol": CURRENCY_SYMBOLS.get(code, code)}

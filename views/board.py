@@ -1,0 +1,216 @@
+"""The Kanban board: columns with SQL totals, paged cards, filters in the URL."""
+from flask import Blueprint, abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
+
+from markupsafe import Markup
+
+from models import (COLUMNS, Account, Contact, Lead, NotAllowed, NotFound, Opportunity, Product, RuleNotMet, Settings,
+                    StaleVersion, User, ValidationError)
+from models.board import BoardFilter, column_cards, column_headers, invoice_states, next_activities
+from models.lead import DISQUALIFY_REASONS, TIMEFRAMES
+from models.opportunity import CHECKLISTS, COLUMN_LABELS, LOST_REASONS
+
+from .common import is_htmx, page_args, render, render_fragment
+
+bp = Blueprint("board", __name__)
+
+
+@bp.get("/")
+def index():
+    """The board is the home page."""
+    return redirect(url_for("board.board"))
+
+
+def _board_context(flt):
+    page_size = current_app.config["BOARD_PAGE_SIZE"]
+    headers = column_headers(flt)
+    cards = {stage: column_cards(stage, flt, 0, page_size) for stage in COLUMNS}
+    every_card = [card for stage in COLUMNS for card in cards[stage]]
+    return {"columns": COLUMNS, "headers": headers, "cards": cards, "flt": flt, "page_size": page_size,
+            "next_activity": next_activities(every_card), "invoices": invoice_states(every_card), "checklists": CHECKLISTS, "labels": COLUMN_LABELS,
+            "settings": Settings.load(current_app.config["CURRENCY"]),
+            "owners": list(User.select(User.id, User.name).where(User.active == True).order_by(User.name))}  # noqa: E712
+
+
+def _panel_html(record, oob=False):
+    """The detail panel of a lead or opportunity (also used out-of-band after a move)."""
+    from . import leads, opportunities
+    fresh = type(record).get_by_id(record.id)
+    if fresh.record_type == "lead":
+        html = render_template("leads/_panel.html", oob=oob, **leads.panel_context(fresh))
+    else:
+        html = render_template("opportunities/_panel.html", oob=oob, **opportunities.panel_context(fresh))
+    return Markup(html)
+
+
+@bp.get("/board")
+def board():
+    """The whole board (the filter form swaps just the board fragment and pushes the URL);
+    ?panel=lead:12 opens that record's panel beside it, so a panel can be linked and reloaded."""
+    flt = BoardFilter.from_args(request.args, g.user)
+    panel = None
+    if request.args.get("panel"):
+        try:
+            panel = _panel_html(_load_record(request.args["panel"]))
+        except (ValidationError, NotFound):
+            panel = None
+    return render("board/board.html", "board/_board.html", panel=panel, **_board_context(flt))
+
+
+@bp.get("/board/panel/close")
+def close_panel():
+    """An empty panel region (the URL goes back to the plain board)."""
+    return render("board/board.html", "board/_panel_region.html", panel=None,
+                  **(_board_context(BoardFilter.from_args(page_args(), g.user)) if not is_htmx() else {}))
+
+
+@bp.get("/board/column/<stage>")
+def column_page(stage):
+    """The next page of a column's cards (requested when 'load more' scrolls into view)."""
+    if stage not in COLUMNS:
+        abort(404)
+    flt = BoardFilter.from_args(request.args, g.user)
+    page_size = current_app.config["BOARD_PAGE_SIZE"]
+    try:
+        offset = max(0, min(int(request.args.get("offset", "0")), 10 ** 7))
+    except ValueError:
+        abort(400)
+    cards = column_cards(stage, flt, offset, page_size)
+    header = column_headers(flt)[stage]
+    return render("board/column_page.html", "board/_more_cards.html", stage=stage, cards=cards, offset=offset,
+                  header=header, **_card_context(flt, cards))
+
+
+RECORD_TYPES = {"lead": Lead, "opportunity": Opportunity}
+MOVE_META = ("csrf_token", "record", "to", "version", "dialog_fields", "panel")
+
+FIELD_SPECS = {
+    "name": ("Name", "text", None),
+    "email": ("Email", "email", None),
+    "phone": ("Phone", "tel", None),
+    "company": ("Company", "company", None),
+    "budget_amount": ("Budget", "money", None),
+    "purchase_timeframe": ("Purchase timeframe", "select", [(t, t.capitalize()) for t in TIMEFRAMES]),
+    "account": ("Account", "duplicate", None),
+    "contact": ("Contact", "duplicate", None),
+    "line": ("First line", "line", None),
+    "estimated_close_date": ("Estimated close date", "date", None),
+    "customer": ("Customer", "customer", None),
+    "activate_quote": ("Send the quote", "confirm", None),
+    "actual_revenue": ("Actual revenue", "money", None),
+    "actual_close_date": ("Actual close date", "date", None),
+    "close_reason": ("Reason lost", "select", [(r, r.capitalize()) for r in LOST_REASONS]),
+    "competitor": ("Competitor", "text", None),
+    "close_note": ("Note", "textarea", None),
+    "reason": ("Reason", "select", [(r, r.capitalize()) for r in DISQUALIFY_REASONS]),
+    "note": ("Note", "textarea", None),
+}
+
+
+def _load_record(key):
+    """'lead:12' -> the Lead (404 when it does not exist; 400 when the key is malformed)."""
+    kind, _, raw_id = (key or "").partition(":")
+    model = RECORD_TYPES.get(kind)
+    if model is None or not raw_id.isdigit() or len(raw_id) > 12:
+        raise ValidationError("Unknown card.", {"record": "Give a card as lead:ID or opportunity:ID."})
+    record = model.get_or_none(model.id == int(raw_id))
+    if record is None:
+        raise NotFound("That card does not exist (any more).")
+    return record
+
+
+def _board_filter():
+    """The filter of the page the request came from (so headers are recomputed with it)."""
+    return BoardFilter.from_args(page_args(), g.user)
+
+
+def _card_context(flt, records):
+    settings = Settings.load(current_app.config["CURRENCY"])
+    return {"flt": flt, "settings": settings, "labels": COLUMN_LABELS, "checklists": CHECKLISTS,
+            "next_activity": next_activities(records), "page_size": current_app.config["BOARD_PAGE_SIZE"],
+            "invoices": invoice_states(records)}
+
+
+def _oob_cards(flt, record, old_keys, columns):
+    """Out-of-band updates: drop the card(s) wherever they are, put the fresh card in its column,
+    and re-render the headers of the given columns."""
+    fresh = type(record).get_by_id(record.id)
+    headers = column_headers(flt)
+    return render_template("board/_oob_update.html", card=fresh, old_keys=old_keys,
+                           headers=[headers[c] for c in columns if c in headers],
+                           **_card_context(flt, [fresh]))
+
+
+def _dialog(record, target, exc, version, status, form=None):
+    """The fill-in-to-move dialog (422) asking for exactly the missing fields."""
+    flt = _board_filter()
+    fields = list(exc.fields) if isinstance(exc, RuleNotMet) else \
+        [f for f in (form or {}).get("dialog_fields", "").split(",") if f in FIELD_SPECS]
+    optional = list(getattr(exc, "optional", ()))
+    if not fields:
+        return None
+    context = {"record": record, "record_key": f"{record.record_type}:{record.id}", "target": target,
+               "version": version, "fields": fields, "optional": optional, "specs": FIELD_SPECS,
+               "error": exc, "errors": exc.fields if not isinstance(exc, RuleNotMet) else {},
+               "defaults": getattr(exc, "defaults", {}), "choices": getattr(exc, "choices", {}),
+               "values": form or {}, "labels": COLUMN_LABELS, "flt": flt,
+               "products": list(Product.active_products()),
+               "accounts": list(Account.select(Account.id, Account.name).order_by(Account.name).limit(500)),
+               "contacts": list(Contact.select(Contact.id, Contact.name).order_by(Contact.name).limit(500))}
+    if is_htmx():
+        body = render_template("board/_dialog.html", **context)
+        body += _oob_cards(flt, record, [f"{record.record_type}-{record.id}"], [])
+        return make_response(body, status, {"Vary": "HX-Request"})
+    return render("board/move.html", None, status, **context)
+
+
+@bp.post("/board/move")
+def move():
+    """Move a card (drag, menu, dialog, undo): the model applies the rule; 422 asks, 409 refuses."""
+    form = request.form
+    target = (form.get("to") or "").strip()
+    version = form.get("version")
+    record = _load_record(form.get("record"))
+    inputs = {k: v for k, v in form.items() if k not in MOVE_META}
+    old_key = f"{record.record_type}-{record.id}"
+    flt = _board_filter()
+    try:
+        result = record.move_to(g.user, target, expected_version=version, **inputs)
+    except (RuleNotMet, ValidationError) as exc:
+        fresh = type(record).get_by_id(record.id)
+        response = _dialog(fresh, target, exc, version, 422, form)
+        if response is not None:
+            return response
+        return _refused(flt, fresh, old_key, exc, 422)
+    except (StaleVersion, NotAllowed) as exc:
+        return _refused(flt, type(record).get_by_id(record.id), old_key, exc, 409)
+    moved = result.record
+    message = (f"Moved to {COLUMN_LABELS.get(result.to_column, result.to_column)}." if result.changed
+               else f"Already in {COLUMN_LABELS.get(result.to_column, result.to_column)}.")
+    undo = None
+    if result.changed and moved.record_type == record.record_type and result.from_column in moved.move_targets():
+        undo = {"record": f"{moved.record_type}:{moved.id}", "to": result.from_column, "version": moved.version}
+    if not is_htmx():
+        flash(f"{moved.title}: {message}", "info")
+        return redirect(url_for("board.board", **flt.query_args()))
+    body = _oob_cards(flt, moved, [old_key], [result.from_column, result.to_column])
+    if form.get("panel"):
+        body += _panel_html(moved, oob=True)
+    return render_fragment(body, 200, toast={"message": f"{moved.title}: {message}", "kind": "info", "undo": undo})
+
+
+def _refused(flt, record, old_key, exc, status):
+    """A refused move: the card is put back where it really is and a toast says why."""
+    if not is_htmx():
+        flash(exc.message, "error")
+        return redirect(url_for("board.board", **flt.query_args()))
+    body = _oob_cards(flt, record, [old_key], [])
+    return render_fragment(body, status, toast={"message": exc.message, "kind": "error"})
+
+
+@bp.get("/board/card/<kind>/<int:record_id>")
+def card(kind, record_id):
+    """The card where it really is (used when a dialog is cancelled): puts it back in its column."""
+    record = _load_record(f"{kind}:{record_id}")
+    if not is_htmx():
+        return redirect(url_for("board.board"))
+    return render_fragment(_oob_cards(_board_filter(), record, [f"{kind}-{record_id}"], []), 200)

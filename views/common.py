@@ -1,0 +1,103 @@
+"""The one place that decides full page vs fragment and handles htmx headers; domain-error handling."""
+from urllib.parse import parse_qs, urlparse
+
+from flask import flash, g, make_response, redirect, render_template, request, url_for
+from flask_htmx import HTMX
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from models.errors import DomainError
+
+htmx = HTMX()
+csrf = CSRFProtect()
+
+
+def render(page, fragment, status=200, toast=None, push_url=None, retarget=None, reswap=None, **context):
+    """Render `fragment` for an htmx request and `page` (which includes it) otherwise."""
+    partial = bool(htmx) and not htmx.boosted and fragment is not None
+    body = render_template(fragment if partial else page, **context)
+    if partial and toast:
+        body += render_template("_toast.html", toast=toast)
+    response = make_response(body, status)
+    response.headers["Vary"] = "HX-Request"
+    if htmx:
+        if push_url:
+            response.headers["HX-Push-Url"] = push_url
+        if retarget:
+            response.headers["HX-Retarget"] = retarget
+        if reswap:
+            response.headers["HX-Reswap"] = reswap
+    return response
+
+
+def is_htmx():
+    return bool(htmx)
+
+
+def render_fragment(body, status=200, toast=None):
+    """An htmx-only answer made of already rendered (often out-of-band) pieces, plus a toast."""
+    if toast:
+        body += render_template("_toast.html", toast=toast)
+    response = make_response(body, status)
+    response.headers["Vary"] = "HX-Request"
+    response.headers["HX-Reswap"] = "innerHTML"
+    return response
+
+
+def page_args():
+    """The query arguments of the page an htmx request came from (HX-Current-URL), else of this request."""
+    current = htmx.current_url if htmx else None
+    if current:
+        return {k: v[-1] for k, v in parse_qs(urlparse(current).query).items()}
+    return request.args
+
+
+def safe_next(target, default="board.board"):
+    """A local path to go back to (never another host)."""
+    if target:
+        parts = urlparse(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
+            return target
+    return url_for(default)
+
+
+def error_response(status, error):
+    """An error page, or for htmx an out-of-band toast (nothing else on the page is swapped)."""
+    return render("errors/error.html", "errors/_toast.html", status, error=error, reswap="none")
+
+
+def register_error_handlers(app):
+    """Domain errors: a 422/409 fragment for htmx, else flash + redirect; plus 400/404/405/500 pages."""
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc):
+        if htmx:
+            return error_response(exc.status, exc)
+        flash(exc.message, "error")
+        for field, message in exc.fields.items():
+            flash(f"{field.replace('_', ' ').capitalize()}: {message}", "error")
+        return redirect(safe_next(request.referrer and urlparse(request.referrer).path))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        return error_response(400, DomainError("The form's security token is missing or expired: "
+                                               "reload the page and try again."))
+
+    @app.errorhandler(400)
+    def bad_request(exc):
+        return error_response(400, DomainError("The request could not be understood."))
+
+    @app.errorhandler(404)
+    def not_found(exc):
+        return error_response(404, DomainError("There is nothing at this address."))
+
+    @app.errorhandler(405)
+    def method_not_allowed(exc):
+        return error_response(405, DomainError("This address does not accept that kind of request."))
+
+    @app.errorhandler(500)
+    def server_error(exc):
+        return error_response(500, DomainError("Something went wrong on our side. Nothing was saved."))
+
+
+def current_user():
+    return g.get("user")
