@@ -23,7 +23,7 @@ def make_database(url):
         path = url.split(":///", 1)[1] if ":///" in url else ":memory:"
         return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE",
                               autoconnect=True)
-    return connect(url, autorollback=True)
+    return connect(url)
 
 
 def is_postgres():

@@ -293,7 +293,7 @@ def _ascii(text):
 
 
 def _given_names(name):
-    return [p for p in name.split() if p not in ("Dr.", "Prof.", "Ing.")]
+    return [p for p in name.split() if p.lower() not in ("dr.", "prof.", "ing.")]
 
 
 def _email(name, domain):
@@ -333,27 +333,42 @@ class _Seeder:
                                            Invoice, Activity, HistoryEvent)]
 
     # ----- time -----------------------------------------------------------------------------
+    def workday_ago(self, days_ago):
+        """`days_ago`, moved further back to a Friday when it falls on a weekend."""
+        weekday = (self.today - datetime.timedelta(days=days_ago)).weekday()
+        return days_ago + max(0, weekday - 4)
+
     def moment(self, days_ago):
-        """A working-hours moment `days_ago` days before the reference date."""
-        day = self.today - datetime.timedelta(days=days_ago)
+        """A working-hours moment on the working day `days_ago` days (or a little more) before today."""
+        day = self.today - datetime.timedelta(days=self.workday_ago(days_ago))
         return datetime.datetime.combine(day, datetime.time(self.rng.randint(8, 17), self.rng.choice(MINUTES)))
 
     def between(self, start, end):
         """A working-hours moment strictly between two moments (their midpoint when none fits)."""
         span = (end.date() - start.date()).days
         day = start.date() + datetime.timedelta(days=self.rng.randint(0, max(span, 0)))
+        if day.weekday() > 4:
+            day += datetime.timedelta(days=7 - day.weekday())
         moment = datetime.datetime.combine(day, datetime.time(self.rng.randint(8, 17), self.rng.choice(MINUTES)))
         if not start < moment < end:
             moment = (start + (end - start) / 2).replace(microsecond=0)
         return moment
 
+    def due(self, days_from_today):
+        """A due date on a working day: later ones move to Monday, overdue ones back to Friday."""
+        day = self.today + datetime.timedelta(days=days_from_today)
+        if day.weekday() > 4:
+            day += datetime.timedelta(days=7 - day.weekday()) if days_from_today > 0 else \
+                -datetime.timedelta(days=day.weekday() - 4)
+        return day
+
     def days(self, phases, fixed):
-        """Days-ago of each phase, walking back from the fixed ones with the usual gaps."""
-        result = dict(fixed)
+        """Days-ago of each phase (on working days), walking back from the fixed ones with the usual gaps."""
+        result = {phase: self.workday_ago(value) for phase, value in fixed.items()}
         for index in range(len(phases) - 1, 0, -1):
             later, earlier = phases[index], phases[index - 1]
             if earlier not in result:
-                result[earlier] = result[later] + self.rng.randint(*GAPS[later])
+                result[earlier] = self.workday_ago(result[later] + self.rng.randint(*GAPS[later]))
         return result
 
     def stamp(self, when):
@@ -439,9 +454,10 @@ class _Seeder:
         rng = self.rng
         targets = (["develop"] * 10 + ["propose"] * 8 + ["close"] * 7 + ["fulfill"] * 6 + ["invoiced"] * 8
                    + ["lost"] * 5 + ["canceled"])
-        order = rng.sample(range(len(ACCOUNTS)), len(ACCOUNTS)) + rng.sample(range(len(ACCOUNTS)), len(ACCOUNTS))
+        order = [i for _ in range(3) for i in rng.sample(range(len(ACCOUNTS)), len(ACCOUNTS))]
         deals = []
         slots = iter(order)
+        bundles = iter([b for _ in range(4) for b in rng.sample(BUNDLES, len(BUNDLES))])
         per_target = {}
         for target in targets:
             index = per_target[target] = per_target.get(target, -1) + 1
@@ -453,7 +469,7 @@ class _Seeder:
                 bundle = BUNDLES[bundle]
             else:
                 place = self.accounts[next(slots)]
-                bundle = rng.choice(BUNDLES)
+                bundle = next(bundles)
             owner = place["owner"] if rng.random() < 0.75 else rng.choice(self.sellers)
             deal = _Deal(target=target, place=place, owner=owner, person=rng.choice(place["people"]),
                          bundle=bundle)
@@ -557,7 +573,6 @@ class _Seeder:
         yesterday = self.moment(1).replace(hour=18, minute=0)
         if deal.target in ROT:
             stage = deal.target
-            last_phase = path[-1]
             if deal.rotting:
                 touch_days = rng.randint(ROT[stage] + 1, max(ROT[stage] + 1, days["qualify"] - 1))
             else:
@@ -565,13 +580,11 @@ class _Seeder:
             touch = self.moment(touch_days)
             if touch <= times["qualify"]:
                 touch = self.between(times["qualify"], times["qualify"] + datetime.timedelta(hours=6))
-            if touch_days < days[last_phase] and touch <= times[last_phase]:
-                touch = times[last_phase] + datetime.timedelta(hours=1)
             moments = sorted(self.between(times["qualify"], touch) for _ in range(rng.randint(0, 2)))
             for moment in moments + [touch]:
                 self.at(moment, self.log_done, deal, None)
             overdue = deal.rotting or rng.random() < 0.25
-            due = self.today + datetime.timedelta(days=-rng.randint(1, 6) if overdue else rng.randint(1, 14))
+            due = self.due(-rng.randint(1, 6) if overdue else rng.randint(1, 14))
             if not (deal.rotting and rng.random() < 0.3):
                 self.at(touch + datetime.timedelta(minutes=5), self.log_task, deal, None, due)
             return
@@ -582,7 +595,7 @@ class _Seeder:
             kickoff = self.between(times["won"], yesterday)
             self.at(kickoff, self.log_note, deal, "meeting", "Kick-off meeting with {first}",
                     "Delivery plan and contacts agreed.")
-            due = self.today + datetime.timedelta(days=rng.randint(1, 12))
+            due = self.due(rng.randint(1, 12))
             self.at(kickoff + datetime.timedelta(minutes=5), self.log_task, deal, "fulfill", due)
         elif deal.invoice_state == "overdue":
             due_day = days["invoice"] - 30
@@ -738,7 +751,7 @@ class _Seeder:
             if created > 2 and rng.random() < 0.6:
                 moment = self.between(created_at, yesterday)
                 self.at(moment, self.log_done, deal, "lead")
-            due = self.today + datetime.timedelta(days=rng.randint(-4, 7))
+            due = self.due(rng.choice((-4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7)))
             self.at(moment + datetime.timedelta(minutes=5), self.log_task, deal, "lead", due)
 
     def create_open_lead(self, deal, values):

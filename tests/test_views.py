@@ -275,3 +275,45 @@ def test_user_text_is_escaped_everywhere(logged_in, user):
         html = logged_in.get(path).get_data(as_text=True)
         assert "<script>alert(1)</script>" not in html
         assert "<img src=x" not in html
+
+
+def test_quick_create_lead_lands_in_qualify(logged_in, user):
+    resp = logged_in.hx_post("/leads", {"name": "Ola Nordmann", "company": "Fjord AS", "email": "ola@fjord.example",
+                                        "budget_amount": "2500"})
+    assert resp.status_code == 201
+    html = resp.get_data(as_text=True)
+    assert 'id="cards-qualify" hx-swap-oob="afterbegin"' in html and "Ola Nordmann" in html
+    assert 'id="head-qualify"' in html and 'id="quick-create"' in html
+    with db.connection_context():
+        lead = Lead.get(Lead.email == "ola@fjord.example")
+        assert lead.budget_amount == Decimal("2500.00") and lead.owner_id == user.id
+        assert HistoryEvent.select().where((HistoryEvent.record_type == "lead") & (HistoryEvent.record_id == lead.id)).count() == 1
+
+
+@pytest.mark.parametrize("data,field", [
+    ({"name": ""}, "name"),
+    ({"name": "x" * 201}, "name"),
+    ({"name": "Ok", "email": "not-an-email"}, "email"),
+    ({"name": "Ok", "budget_amount": "NaN"}, "budget_amount"),
+    ({"name": "Ok", "budget_amount": "-5"}, "budget_amount"),
+    ({"name": "Ok", "budget_amount": "12,3,4"}, "budget_amount"),
+    ({"name": "Ok", "budget_amount": "9" * 40}, "budget_amount"),
+])
+def test_quick_create_refuses_bad_input_at_the_field(logged_in, data, field):
+    resp = logged_in.hx_post("/leads", data)
+    assert resp.status_code == 422
+    assert f'id="qc-e-{field}"' in resp.get_data(as_text=True)
+    with db.connection_context():
+        assert Lead.select().count() == 0
+
+
+def test_skip_whose_first_step_is_unmet_is_refused_with_a_reason(logged_in, user):
+    lead = _ready_lead(user)
+    with db.connection_context():
+        opp = Lead.get_by_id(lead.id).qualify(User.get_by_id(user.id))
+    resp = logged_in.hx_post("/board/move", {"record": f"opportunity:{opp.id}", "to": "close",
+                                             "version": str(opp.version)})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert "Cannot skip to Close: Propose comes first" in html and "product line" in html
+    assert "<dialog" not in html and 'id="cards-develop"' in html

@@ -130,6 +130,11 @@ def _card_context(flt, records):
             "invoices": invoice_states(records)}
 
 
+def card_update(record, columns):
+    """Out-of-band card + header updates for a record that changed outside a move (quick-create)."""
+    return _oob_cards(_board_filter(), record, [], columns)
+
+
 def _oob_cards(flt, record, old_keys, columns):
     """Out-of-band updates: drop the card(s) wherever they are, put the fresh card in its column,
     and re-render the headers of the given columns."""
@@ -177,6 +182,8 @@ def move():
         result = record.move_to(g.user, target, expected_version=version, **inputs)
     except (RuleNotMet, ValidationError) as exc:
         fresh = type(record).get_by_id(record.id)
+        if isinstance(exc, RuleNotMet) and exc.step and exc.step != target:
+            return _refused(flt, fresh, old_key, _skip_error(exc, target), 422)
         response = _dialog(fresh, target, exc, version, 422, form)
         if response is not None:
             return response
@@ -196,6 +203,13 @@ def move():
     if form.get("panel"):
         body += _panel_html(moved, oob=True)
     return render_fragment(body, 200, toast={"message": f"{moved.title}: {message}", "kind": "info", "undo": undo})
+
+
+def _skip_error(exc, target):
+    """A skip whose first step is unmet can never succeed as asked: say which step and what it needs."""
+    needs = "; ".join(dict.fromkeys(exc.fields.values()))
+    return NotAllowed(f"Cannot skip to {COLUMN_LABELS.get(target, target)}: "
+                      f"{COLUMN_LABELS.get(exc.step, exc.step)} comes first. {needs}")
 
 
 def _refused(flt, record, old_key, exc, status):

@@ -33,13 +33,13 @@ def is_htmx():
     return bool(htmx)
 
 
-def render_fragment(body, status=200, toast=None):
+def render_fragment(body, status=200, toast=None, reswap="innerHTML"):
     """An htmx-only answer made of already rendered (often out-of-band) pieces, plus a toast."""
     if toast:
         body += render_template("_toast.html", toast=toast)
     response = make_response(body, status)
     response.headers["Vary"] = "HX-Request"
-    response.headers["HX-Reswap"] = "innerHTML"
+    response.headers["HX-Reswap"] = reswap
     return response
 
 
