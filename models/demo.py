@@ -13,7 +13,7 @@ import random
 import unicodedata
 from decimal import Decimal
 
-from peewee import Case, DateTimeField, IntegrityError
+from peewee import SQL, Case, DateTimeField, IntegrityError
 
 from . import base
 from .activity import Activity
@@ -333,14 +333,23 @@ class _Seeder:
                                            Invoice, Activity, HistoryEvent)]
 
     # ----- time -----------------------------------------------------------------------------
-    def workday_ago(self, days_ago):
-        """`days_ago`, moved further back to a Friday when it falls on a weekend."""
-        weekday = (self.today - datetime.timedelta(days=days_ago)).weekday()
-        return days_ago + max(0, weekday - 4)
+    def workday(self, days_ago):
+        """The date `days_ago` working days (Monday to Friday) before the reference date."""
+        day = self.today
+        if days_ago <= 0:
+            return day
+        if day.weekday() > 4:
+            day += datetime.timedelta(days=7 - day.weekday())
+        weeks, rest = divmod(days_ago, 5)
+        day -= datetime.timedelta(weeks=weeks)
+        while rest:
+            day -= datetime.timedelta(days=1)
+            rest -= day.weekday() < 5
+        return day
 
     def moment(self, days_ago):
-        """A working-hours moment on the working day `days_ago` days (or a little more) before today."""
-        day = self.today - datetime.timedelta(days=self.workday_ago(days_ago))
+        """A working-hours moment `days_ago` working days before the reference date."""
+        day = self.workday(days_ago)
         return datetime.datetime.combine(day, datetime.time(self.rng.randint(8, 17), self.rng.choice(MINUTES)))
 
     def between(self, start, end):
@@ -363,22 +372,28 @@ class _Seeder:
         return day
 
     def days(self, phases, fixed):
-        """Days-ago of each phase (on working days), walking back from the fixed ones with the usual gaps."""
-        result = {phase: self.workday_ago(value) for phase, value in fixed.items()}
+        """Working days ago of each phase, walking back from the fixed ones with the usual gaps."""
+        result = dict(fixed)
         for index in range(len(phases) - 1, 0, -1):
             later, earlier = phases[index], phases[index - 1]
             if earlier not in result:
-                result[earlier] = self.workday_ago(result[later] + self.rng.randint(*GAPS[later]))
+                result[earlier] = result[later] + self.rng.randint(*GAPS[later])
         return result
 
     def stamp(self, when):
         """Give the rows the last action wrote (with wall-clock times) the action's demo time instead."""
         cutoff = self.cutoff
-        for model, fields in self.clock_fields:
+        parts = [(model, fields, functools.reduce(operator.or_, [f >= cutoff for f in fields]))
+                 for model, fields in self.clock_fields]
+        probes = [model.select(SQL("1")).where(condition).sql() for model, _, condition in parts]
+        row = base.db.execute_sql("SELECT " + ", ".join(f"EXISTS ({sql})" for sql, _ in probes),
+                                  [p for _, params in probes for p in params]).fetchone()
+        for (model, fields, condition), fresh in zip(parts, row):
+            if not fresh:
+                continue
             updates = {f: Case(None, [(f >= cutoff, when)], f) for f in fields}
             if model is Order:
                 updates[Order.order_date] = Case(None, [(Order.created_at >= cutoff, when.date())], Order.order_date)
-            condition = functools.reduce(operator.or_, [f >= cutoff for f in fields])
             model.update(updates).where(condition).execute()
 
     def at(self, when, action, *args):
@@ -414,7 +429,7 @@ class _Seeder:
         except (IntegrityError, ValidationError):
             raise _AlreadySeeded() from None
         self.admin, self.sellers = self.users[0], self.users[1:]
-        self.stamp(self.moment(480))
+        self.stamp(self.moment(340))
 
     def configure(self):
         settings = Settings.load(self.currency)
@@ -430,11 +445,11 @@ class _Seeder:
         for sku, name, unit, price, tax, active in PRODUCTS:
             self.products[sku] = Product.create_product(self.admin, sku=sku, name=name, unit=unit, list_price=price,
                                                         tax_rate=tax, active=active)
-        self.stamp(self.moment(460))
+        self.stamp(self.moment(330))
 
     def create_accounts(self):
         self.accounts = []
-        created_days = sorted((self.rng.randint(150, 440) for _ in ACCOUNTS), reverse=True)
+        created_days = sorted((self.rng.randint(130, 320) for _ in ACCOUNTS), reverse=True)
         for spec, days in zip(ACCOUNTS, created_days):
             name, street, postal, city, country, vat, phone, domain, people = spec
             owner = self.rng.choice(self.sellers)
@@ -515,38 +530,38 @@ class _Seeder:
         deal.timeframe = rng.choice(TIMEFRAMES)
         path = ["lead", "qualify"]
         if target == "develop":
-            fixed = {"qualify": rng.randint(17, 30) if deal.rotting else rng.randint(2, 12)}
+            fixed = {"qualify": rng.randint(16, 22) if deal.rotting else rng.randint(2, 9)}
         elif target == "propose":
             path += ["propose"]
-            fixed = {"propose": rng.randint(12, 24) if deal.rotting else rng.randint(1, 8)}
+            fixed = {"propose": rng.randint(9, 16) if deal.rotting else rng.randint(1, 6)}
         elif target == "close" and deal.revised:
             path += ["propose", "close", "revise", "reclose"]
             fixed = {"reclose": rng.randint(1, 4)}
         elif target == "close":
             path += ["propose", "close"]
-            fixed = {"close": rng.randint(9, 16) if deal.rotting else rng.randint(1, 6)}
+            fixed = {"close": rng.randint(6, 11) if deal.rotting else rng.randint(1, 4)}
         elif target == "fulfill":
             path += ["propose", "close", "won"]
-            fixed = {"won": rng.randint(1, 18)}
+            fixed = {"won": rng.randint(1, 13)}
         elif target == "canceled":
             path += ["propose", "close", "won", "cancel"]
-            fixed = {"cancel": rng.randint(5, 12)}
+            fixed = {"cancel": rng.randint(4, 9)}
         elif target == "lost":
             path += {"develop": [], "propose": ["propose"], "close": ["propose", "close"]}[deal.lost[0]] + ["lost"]
-            fixed = {"lost": rng.randint(1, 28)}
+            fixed = {"lost": rng.randint(1, 20)}
         else:
             path += ["propose", "close", "won", "invoice"]
             state = deal.invoice_state
             if state == "paid":
                 path.append("paid")
-                fixed = {"paid": rng.randint(2, 20)}
+                fixed = {"paid": rng.randint(2, 15)}
             elif state == "unpaid":
-                fixed = {"invoice": rng.randint(2, 20)}
+                fixed = {"invoice": rng.randint(2, 15)}
             elif state == "overdue":
-                fixed = {"invoice": rng.randint(36, 55)}
+                fixed = {"invoice": rng.randint(26, 40)}
             else:
                 path.append("reissue")
-                fixed = {"reissue": rng.randint(3, 10)}
+                fixed = {"reissue": rng.randint(2, 7)}
         days = self.days(path, fixed)
         times = {phase: self.moment(days[phase]) for phase in path}
         deal.times = times
@@ -565,8 +580,8 @@ class _Seeder:
         offset = {"develop": (14, 120), "propose": (-7, 60), "close": (-21, 30)}.get(deal.target)
         if offset:
             return today + datetime.timedelta(days=rng.randint(*offset))
-        end = days.get("won", days.get("lost", 0))
-        return today - datetime.timedelta(days=end) + datetime.timedelta(days=rng.randint(-5, 20))
+        end = self.workday(days.get("won", days.get("lost", 0)))
+        return end + datetime.timedelta(days=rng.randint(-5, 20))
 
     def schedule_deal_activities(self, deal, path, days, times):
         rng = self.rng
@@ -576,7 +591,7 @@ class _Seeder:
             if deal.rotting:
                 touch_days = rng.randint(ROT[stage] + 1, max(ROT[stage] + 1, days["qualify"] - 1))
             else:
-                touch_days = rng.randint(1, max(1, min(ROT[stage] - 3, days["qualify"] - 1)))
+                touch_days = rng.randint(1, max(1, min(ROT[stage] * 5 // 7 - 1, days["qualify"] - 1)))
             touch = self.moment(touch_days)
             if touch <= times["qualify"]:
                 touch = self.between(times["qualify"], times["qualify"] + datetime.timedelta(hours=6))
@@ -598,9 +613,8 @@ class _Seeder:
             due = self.due(rng.randint(1, 12))
             self.at(kickoff + datetime.timedelta(minutes=5), self.log_task, deal, "fulfill", due)
         elif deal.invoice_state == "overdue":
-            due_day = days["invoice"] - 30
-            reminder = self.moment(rng.randint(1, max(1, due_day - 1)))
-            self.at(reminder, self.log_reminder, deal)
+            due = times["invoice"].replace(hour=9, minute=0) + datetime.timedelta(days=31)
+            self.at(self.between(due, yesterday), self.log_reminder, deal)
         elif deal.invoice_state == "paid":
             self.at(times["paid"] + datetime.timedelta(minutes=10), self.log_note, deal, "note",
                     "Payment received – thanked {first}", "")

@@ -291,6 +291,27 @@ def test_lead_card_can_skip_forward_when_every_rule_holds(seller, target, inputs
     assert len(events(opportunity)) == 1
 
 
+@pytest.mark.parametrize("target, inputs", [
+    pytest.param("develop", {}, id="to develop"),
+    pytest.param("propose", DIALOG_LINE, id="skip to propose"),
+    pytest.param("close", dict(DIALOG_LINE, activate_quote="1"), id="skip to close"),
+])
+def test_lead_card_with_duplicates_moves_once_the_dialog_chooses(seller, existing, target, inputs):
+    account, contact = existing
+    lead = make_lead(seller, company="Acme GmbH", email="lena@example.com")
+    before = snapshot(lead)
+    with pytest.raises(RuleNotMet) as info:
+        lead.move_to(seller, target, **inputs)
+    assert set(info.value.fields) == {"account", "contact"}
+    assert snapshot(fresh(lead)) == before
+    move = fresh(lead).move_to(seller, target, account="new", contact=str(contact.id), **inputs)
+    opportunity = fresh(move.record)
+    assert opportunity.column == target
+    assert opportunity.contact_id == contact.id
+    assert opportunity.account_id not in (None, account.id)
+    assert Account.select().count() == 2
+
+
 def test_lead_card_skip_is_refused_as_a_whole_when_a_later_rule_fails(seller):
     lead = make_lead(seller)
     before = snapshot(lead)
@@ -655,6 +676,34 @@ def test_default_probabilities_by_stage(seller):
     other = develop(seller)
     other.move_to(seller, "lost", close_reason="timing")
     assert fresh(other).probability == 0
+
+
+def test_close_dialog_can_renew_an_expired_draft_quote(seller):
+    opportunity = propose(seller)
+    draft = opportunity.quote_in("draft")
+    draft.update_fields(seller, valid_until=YESTERDAY.isoformat())
+    before = snapshot(opportunity)
+    with pytest.raises(RuleNotMet) as info:
+        opportunity.move_to(seller, "close", activate_quote="1")
+    assert set(info.value.fields) == {"valid_until"}
+    assert info.value.step == "close"
+    assert snapshot(opportunity) == before
+    move = opportunity.move_to(seller, "close", activate_quote="1", valid_until=NEXT_MONTH.isoformat())
+    assert move.changed
+    quote = fresh(draft)
+    assert (quote.status, quote.valid_until) == ("active", NEXT_MONTH)
+
+
+def test_back_to_propose_and_close_again_activates_the_new_revision(seller):
+    opportunity = close(seller)
+    opportunity.move_to(seller, "propose")
+    opportunity.move_to(seller, "close", activate_quote="1")
+    quotes = list(Quote.select().where(Quote.opportunity == opportunity.id).order_by(Quote.revision))
+    assert [(q.revision, q.status) for q in quotes] == [(1, "revised"), (2, "active")]
+    opportunity.move_to(seller, "fulfill", **WIN)
+    order = fresh(opportunity).order
+    assert order.quote_id == quotes[1].id
+    assert fresh(quotes[1]).status == "won" and fresh(quotes[0]).status == "revised"
 
 
 def test_reopened_deal_can_be_proposed_again_with_a_new_quote(seller):

@@ -54,7 +54,7 @@ def live_server(app):
 @pytest.fixture
 def page(browser, live_server, user):
     """A logged-in page on the board; console errors are collected in page.console_errors."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    context = browser.new_context(viewport={"width": 1920, "height": 1000})
     pg = context.new_page()
     pg.console_errors = []
     expected = ("status of 422", "status of 409")

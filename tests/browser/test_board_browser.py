@@ -80,3 +80,152 @@ def test_keyboard_only_move_via_the_menu(page, user):
     with db.connection_context():
         assert Lead.get_by_id(lead.id).status == "qualified"
     assert page.console_errors == []
+
+
+def _deal_in(owner, column):
+    """An opportunity taken through the real rules to `column` (develop, propose or close)."""
+    with db.connection_context():
+        actor = User.get(User.email == owner.email)
+        lead = Lead.create_lead(actor, name="Jonas Weber", company="Weber Logistik", email="jonas@weber.example",
+                                topic="Fleet tablets", budget_amount="8000", purchase_timeframe="this quarter")
+        opp = lead.qualify(actor)
+        product = Product.get_or_none(Product.sku == "TAB-10") or Product.create_product(
+            actor, sku="TAB-10", name="Rugged tablet", list_price="640.00", tax_rate="19")
+        opp.add_line(actor, product=product.id, quantity="10")
+        if column in ("propose", "close"):
+            opp.move_to(actor, "propose")
+        if column == "close":
+            opp.move_to(actor, "close", activate_quote="1")
+        return Opportunity.get_by_id(opp.id)
+
+
+def test_win_into_fulfill_asks_revenue_and_date_prefilled(page, user, screenshot):
+    opp = _deal_in(user, "close")
+    page.goto(f"{page.base}/board")
+    _card(page, "opportunity", opp.id).drag_to(_column(page, "fulfill"))
+    dialog = page.locator("dialog.move-dialog")
+    dialog.wait_for()
+    assert dialog.locator('input[name="actual_revenue"]').input_value() == "6400.00"
+    assert dialog.locator('input[name="actual_close_date"]').input_value() != ""
+    screenshot(page, "board-win-dialog")
+    dialog.locator('input[name="actual_revenue"]').fill("6250")
+    dialog.locator("button[type=submit]").click()
+    _column(page, "fulfill").locator(f'[data-record="opportunity:{opp.id}"]').wait_for()
+    with db.connection_context():
+        won = Opportunity.get_by_id(opp.id)
+        assert won.status == "won" and won.actual_revenue == Decimal("6250.00")
+        assert won.order is not None
+    assert page.locator("#head-fulfill [data-total]").get_attribute("data-total") == "6250.00"
+    assert page.locator("#head-close [data-count]").get_attribute("data-count") == "0"
+
+
+def test_lose_asks_for_a_reason(page, user):
+    opp = _deal_in(user, "propose")
+    page.goto(f"{page.base}/board")
+    _card(page, "opportunity", opp.id).drag_to(_column(page, "lost"))
+    dialog = page.locator("dialog.move-dialog")
+    dialog.wait_for()
+    dialog.locator('select[name="close_reason"]').select_option("competitor")
+    dialog.locator('input[name="competitor"]').fill("Acme Devices")
+    dialog.locator("button[type=submit]").click()
+    _column(page, "lost").locator(f'[data-record="opportunity:{opp.id}"]').wait_for()
+    with db.connection_context():
+        lost = Opportunity.get_by_id(opp.id)
+        assert (lost.status, lost.close_reason, lost.competitor) == ("lost", "competitor", "Acme Devices")
+
+
+def test_skip_refused_with_reason_and_card_goes_back(page, user):
+    opp = _deal_in(user, "develop")
+    with db.connection_context():
+        line = opp.line_rows()[0]
+        opp.remove_line(None, line.id)
+    page.goto(f"{page.base}/board")
+    _card(page, "opportunity", opp.id).drag_to(_column(page, "close"))
+    toast = page.locator(".toast-error")
+    toast.wait_for()
+    assert "Cannot skip to Close" in toast.inner_text()
+    _column(page, "develop").locator(f'[data-record="opportunity:{opp.id}"]').wait_for()
+    assert _column(page, "close").locator(f'[data-record="opportunity:{opp.id}"]').count() == 0
+    assert page.locator("dialog.move-dialog").count() == 0
+
+
+def test_undo_moves_the_card_back(page, user):
+    opp = _deal_in(user, "develop")
+    page.goto(f"{page.base}/board")
+    _card(page, "opportunity", opp.id).drag_to(_column(page, "propose"))
+    _column(page, "propose").locator(f'[data-record="opportunity:{opp.id}"]').wait_for()
+    page.locator(".toast").get_by_role("button", name="Undo").click()
+    _column(page, "develop").locator(f'[data-record="opportunity:{opp.id}"]').wait_for()
+    assert page.locator("#head-propose [data-count]").get_attribute("data-count") == "0"
+    with db.connection_context():
+        assert Opportunity.get_by_id(opp.id).column == "develop"
+
+
+def test_stale_move_shows_who_changed_it_and_keeps_the_card(page, user):
+    opp = _deal_in(user, "develop")
+    page.goto(f"{page.base}/board")
+    with db.connection_context():
+        Opportunity.get_by_id(opp.id).update_fields(User.get(User.email == user.email), topic="Renamed elsewhere")
+    _card(page, "opportunity", opp.id).drag_to(_column(page, "propose"))
+    toast = page.locator(".toast-error")
+    toast.wait_for()
+    assert "changed by Sam Seller" in toast.inner_text()
+    card = _column(page, "develop").locator(f'[data-record="opportunity:{opp.id}"]')
+    card.wait_for()
+    assert "Renamed elsewhere" in card.inner_text()
+    with db.connection_context():
+        assert Opportunity.get_by_id(opp.id).column == "develop"
+
+
+def test_load_more_when_scrolled_into_view(page, user):
+    with db.connection_context():
+        actor = User.get(User.email == user.email)
+        for i in range(32):
+            Lead.create_lead(actor, name=f"Prospect {i:02d}", company=f"Firm {i}", email=f"p{i}@firm.example")
+    page.goto(f"{page.base}/board")
+    column = _column(page, "qualify")
+    assert column.locator(".card").count() == 25
+    column.locator(".load-more").scroll_into_view_if_needed()
+    page.wait_for_function("document.querySelectorAll('#cards-qualify .card').length === 32")
+    assert column.locator(".load-more").count() == 0
+
+
+def test_card_opens_its_panel_and_the_url_follows(page, user, screenshot):
+    opp = _deal_in(user, "propose")
+    page.goto(f"{page.base}/board")
+    _card(page, "opportunity", opp.id).locator(".card-title").click()
+    page.locator("#panel h2").wait_for()
+    assert "Fleet tablets" in page.locator("#panel h2").inner_text()
+    assert f"panel=opportunity:{opp.id}" in page.url.replace("%3A", ":")
+    screenshot(page, "board-panel")
+    page.reload()
+    assert "Fleet tablets" in page.locator("#panel h2").inner_text()
+    page.locator("#panel .panel-close").click()
+    page.wait_for_function("document.querySelector('#panel').hidden === true")
+
+
+def test_board_has_no_serious_accessibility_violations(page, user):
+    from axe_playwright_python.sync_playwright import Axe
+    _deal_in(user, "close")
+    _lead(user)
+    page.goto(f"{page.base}/board")
+    results = Axe().run(page)
+    serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert serious == [], [(v["id"], v["help"], [n["target"] for n in v["nodes"][:3]]) for v in serious]
+
+
+def test_phone_layout_and_menu_move(browser, live_server, user, screenshot):
+    opp = _deal_in(user, "develop")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    pg = context.new_page()
+    pg.goto(f"{live_server}/login")
+    pg.fill("input[name=email]", user.email)
+    pg.fill("input[name=password]", "correct-horse-9")
+    pg.click("button[type=submit]")
+    pg.wait_for_url(f"{live_server}/board")
+    screenshot(pg, "board-phone")
+    card = pg.locator(f'[data-record="opportunity:{opp.id}"]')
+    card.locator("summary").tap()
+    card.get_by_role("button", name="Propose").tap()
+    pg.locator(f'ol.cards[data-stage="propose"] [data-record="opportunity:{opp.id}"]').wait_for()
+    context.close()
