@@ -3,8 +3,9 @@ import contextlib
 import datetime
 from decimal import Decimal, InvalidOperation, ROUND_HALF_UP
 
-from peewee import BigIntegerField, DatabaseProxy, Model, PostgresqlDatabase, SqliteDatabase
+from peewee import BigIntegerField, DatabaseProxy, Model, PostgresqlDatabase
 from playhouse.db_url import connect
+from playhouse.pool import PooledSqliteDatabase
 
 db = DatabaseProxy()
 
@@ -18,12 +19,19 @@ SQLITE_PRAGMAS = {
 
 
 def make_database(url):
-    """Open (lazily) the database named by a URL: sqlite:///path or postgresql://…"""
+    """A connection pool for the database named by a URL: sqlite:///path or postgresql://…
+
+    Requests take a connection at start and give it back at teardown; pooled SQLite connections
+    keep their pragmas and spare the WAL checkpoint that closing the last connection would cost.
+    """
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ":memory:"
-        return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE",
-                              autoconnect=True)
-    return connect(url)
+        return PooledSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE", max_connections=64,
+                                    stale_timeout=600, timeout=30, check_same_thread=False)
+    scheme, rest = url.split("://", 1)
+    if scheme in ("postgres", "postgresql"):
+        scheme = "postgresql+pool"
+    return connect(f"{scheme}://{rest}", max_connections=32, stale_timeout=600, timeout=30)
 
 
 def is_postgres():

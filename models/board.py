@@ -3,14 +3,13 @@ import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from peewee import JOIN, fn
+from peewee import fn
 
 from .activity import Activity
 from .base import today
 from .lead import QUALIFY_PROBABILITY, Lead
 from .opportunity import COLUMN_LABELS, COLUMNS, Opportunity, _cents
 from .party import Account, Contact
-from .user import User
 from .validation import Cleaner
 
 RECENT_DAYS = 30
@@ -151,10 +150,7 @@ def _closed_key(record):
 
 
 def _lead_cards(where, order, offset, limit):
-    Owner = User.alias()
-    query = (Lead.select(Lead, Owner).join(Owner, JOIN.LEFT_OUTER, on=(Lead.owner == Owner.id))
-             .where(where))
-    return list(query.order_by(order, Lead.id.desc()).limit(limit).offset(offset))
+    return list(Lead.card_query().where(where).order_by(order, Lead.id.desc()).limit(limit).offset(offset))
 
 
 def next_activities(cards):

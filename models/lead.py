@@ -95,6 +95,18 @@ class Lead(Tracked, BaseModel):
         from .opportunity import Opportunity
         return Opportunity.get_or_none(Opportunity.lead == self.id)
 
+    @classmethod
+    def card_query(cls):
+        """Leads with their owner's name, in one query."""
+        from peewee import JOIN
+        Owner = User.alias()
+        return cls.select(cls, Owner.id, Owner.name).join(Owner, JOIN.LEFT_OUTER, on=(cls.owner == Owner.id))
+
+    @classmethod
+    def card(cls, pk):
+        """One card's record, loaded like the board loads it."""
+        return cls.card_query().where(cls.id == pk).get()
+
     @staticmethod
     def clean(data, partial=False):
         """Validate lead input; with partial=True only the keys present are checked."""

@@ -442,14 +442,23 @@ class Opportunity(Tracked, HasLines, BaseModel):
                 for row in query.group_by(cls.column).dicts()}
 
     @classmethod
+    def card_query(cls):
+        """Opportunities with the account, contact and owner names a card shows, in one query."""
+        Owner = User.alias()
+        return (cls.select(cls, Account.id, Account.name, Contact.id, Contact.name, Owner.id, Owner.name)
+                .join(Account, JOIN.LEFT_OUTER, on=(cls.account == Account.id)).switch(cls)
+                .join(Contact, JOIN.LEFT_OUTER, on=(cls.contact == Contact.id)).switch(cls)
+                .join(Owner, JOIN.LEFT_OUTER, on=(cls.owner == Owner.id)))
+
+    @classmethod
+    def card(cls, pk):
+        """One card's record, loaded like the board loads it."""
+        return cls.card_query().where(cls.id == pk).get()
+
+    @classmethod
     def cards(cls, column, where=None, limit=25, offset=0):
         """A page of cards of a column by close date, with account, contact and owner in one query."""
-        Owner = User.alias()
-        query = (cls.select(cls, Account, Contact, Owner)
-                 .join(Account, JOIN.LEFT_OUTER, on=(cls.account == Account.id)).switch(cls)
-                 .join(Contact, JOIN.LEFT_OUTER, on=(cls.contact == Contact.id)).switch(cls)
-                 .join(Owner, JOIN.LEFT_OUTER, on=(cls.owner == Owner.id))
-                 .where(cls.column == column))
+        query = cls.card_query().where(cls.column == column)
         if where is not None:
             query = query.where(where)
         order = cls.actual_close_date.desc(nulls="LAST") if column in ("invoiced", "lost") else \

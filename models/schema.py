@@ -10,6 +10,10 @@ MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migra
 
 def bind(url):
     """Point the models at the database named by `url` (no connection is opened yet)."""
+    if db.obj is not None and hasattr(db.obj, "close_all"):
+        if not db.is_closed():
+            db.close()
+        db.obj.close_all()
     database = make_database(url)
     db.initialize(database)
     return database

@@ -9,7 +9,7 @@ from models.board import BoardFilter, column_cards, column_headers, invoice_stat
 from models.lead import DISQUALIFY_REASONS, TIMEFRAMES
 from models.opportunity import CHECKLISTS, COLUMN_LABELS, LOST_REASONS
 
-from .common import is_htmx, page_args, render, render_fragment
+from .common import current_settings, is_htmx, page_args, render, render_fragment
 
 bp = Blueprint("board", __name__)
 
@@ -27,7 +27,7 @@ def _board_context(flt):
     every_card = [card for stage in COLUMNS for card in cards[stage]]
     return {"columns": COLUMNS, "headers": headers, "cards": cards, "flt": flt, "page_size": page_size,
             "next_activity": next_activities(every_card), "invoices": invoice_states(every_card), "checklists": CHECKLISTS, "labels": COLUMN_LABELS,
-            "settings": Settings.load(current_app.config["CURRENCY"]),
+            "settings": current_settings(),
             "owners": list(User.select(User.id, User.name).where(User.active == True).order_by(User.name))}  # noqa: E712
 
 
@@ -124,7 +124,7 @@ def _board_filter():
 
 
 def _card_context(flt, records):
-    settings = Settings.load(current_app.config["CURRENCY"])
+    settings = current_settings()
     return {"flt": flt, "settings": settings, "labels": COLUMN_LABELS, "checklists": CHECKLISTS,
             "next_activity": next_activities(records), "page_size": current_app.config["BOARD_PAGE_SIZE"],
             "invoices": invoice_states(records)}
@@ -138,7 +138,7 @@ def card_update(record, columns):
 def _oob_cards(flt, record, old_keys, columns):
     """Out-of-band updates: drop the card(s) wherever they are, put the fresh card in its column,
     and re-render the headers of the given columns."""
-    fresh = type(record).get_by_id(record.id)
+    fresh = type(record).card(record.id)
     headers = column_headers(flt)
     return render_template("board/_oob_update.html", card=fresh, old_keys=old_keys,
                            headers=[headers[c] for c in columns if c in headers],

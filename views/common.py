@@ -1,7 +1,7 @@
 """The one place that decides full page vs fragment and handles htmx headers; domain-error handling."""
 from urllib.parse import parse_qs, urlparse
 
-from flask import flash, g, make_response, redirect, render_template, request, url_for
+from flask import current_app, flash, g, make_response, redirect, render_template, request, url_for
 from flask_htmx import HTMX
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -99,5 +99,9 @@ def register_error_handlers(app):
         return error_response(500, DomainError("Something went wrong on our side. Nothing was saved."))
 
 
-def current_user():
-    return g.get("user")
+def current_settings():
+    """The company settings, loaded once per request."""
+    if "settings" not in g:
+        from models import Settings
+        g.settings = Settings.load(current_app.config["CURRENCY"])
+    return g.settings
