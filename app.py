@@ -69,6 +69,12 @@ def create_app(config=None):
     bind(url)
     if url.startswith("sqlite") and not app.config.get("SKIP_MIGRATIONS"):
         upgrade()
+    elif not url.startswith("sqlite"):
+        from models.schema import pending
+        waiting = pending()
+        if waiting:
+            app.logger.warning("database has pending migrations (%s): run `flask --app app db-upgrade`",
+                               ", ".join(waiting))
 
     htmx.init_app(app)
     csrf.init_app(app)

@@ -229,3 +229,14 @@ def test_phone_layout_and_menu_move(browser, live_server, user, screenshot):
     card.get_by_role("button", name="Propose").tap()
     pg.locator(f'ol.cards[data-stage="propose"] [data-record="opportunity:{opp.id}"]').wait_for()
     context.close()
+
+
+def test_column_checklist_shows_on_hover_and_keyboard_focus(page, user):
+    page.goto(f"{page.base}/board")
+    tip = page.locator("#check-develop")
+    assert not tip.is_visible()
+    page.locator("#head-develop .checklist").focus()
+    assert tip.is_visible() and "At least one product line" in tip.inner_text()
+    page.locator("#head-qualify h2").hover()
+    page.locator("#head-propose .checklist").hover()
+    assert page.locator("#check-propose").is_visible()

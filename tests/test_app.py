@@ -1,0 +1,108 @@
+"""The app skeleton: configuration precedence, secret key, migrations, CLI commands, first start."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from app import ROOT, create_app, load_config
+from models import User, db
+from models.schema import pending
+
+
+def test_config_defaults_then_environment_then_argument(tmp_path, monkeypatch):
+    monkeypatch.setenv("CURRENCY", "usd")
+    monkeypatch.setenv("PORT", "8123")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    config = load_config({"INSTANCE_PATH": str(tmp_path), "PORT": 9000})
+    assert config["CURRENCY"] == "USD"
+    assert config["PORT"] == 9000
+    assert config["HOST"] == "127.0.0.1"
+    assert config["DATABASE_URL"] == f"sqlite:///{tmp_path}/pipeline.db"
+
+
+def test_secret_key_is_generated_once_and_kept(tmp_path, monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    first = load_config({"INSTANCE_PATH": str(tmp_path)})["SECRET_KEY"]
+    second = load_config({"INSTANCE_PATH": str(tmp_path)})["SECRET_KEY"]
+    assert first == second and len(first) >= 32
+    assert oct(os.stat(tmp_path / "secret_key").st_mode & 0o777) == "0o600"
+    monkeypatch.setenv("SECRET_KEY", "from-env")
+    assert load_config({"INSTANCE_PATH": str(tmp_path)})["SECRET_KEY"] == "from-env"
+
+
+def test_importing_the_app_module_has_no_side_effects(tmp_path):
+    code = "import app; import os; print(os.path.exists(os.path.join(app.ROOT, 'instance', 'never-created')))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_sqlite_database_is_migrated_on_start(app):
+    with db.connection_context():
+        assert pending() == []
+        assert User.table_exists()
+
+
+def test_cli_create_user_and_db_upgrade(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["create-user", "boss@example.com", "--password", "long-enough-1", "--role", "admin"])
+    assert result.exit_code == 0, result.output
+    with db.connection_context():
+        boss = User.get(User.email == "boss@example.com")
+        assert boss.role == "admin" and boss.check_password("long-enough-1")
+    dup = runner.invoke(args=["create-user", "boss@example.com", "--password", "long-enough-1"])
+    assert dup.exit_code == 2 and "already exists" in dup.output
+    short = runner.invoke(args=["create-user", "x@example.com", "--password", "short"])
+    assert short.exit_code == 2 and "at least 8" in short.output
+    upgrade = runner.invoke(args=["db-upgrade"])
+    assert upgrade.exit_code == 0 and "up to date" in upgrade.output
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_python_app_py_seeds_demo_data_and_serves_the_board(tmp_path, database_url):
+    port = _free_port()
+    env = dict(os.environ, INSTANCE_PATH=str(tmp_path / "inst"), PORT=str(port), PYTHONUNBUFFERED="1")
+    env.pop("DATABASE_URL", None)
+    env.pop("SECRET_KEY", None)
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        lines = []
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "Demo logins" in "".join(lines) and line.strip() == "":
+                break
+        output = "".join(lines)
+        assert f"http://127.0.0.1:{port}/" in output
+        email, password = re.search(r"^\s+(\S+@\S+) / (\S+)\s+\(admin\)", output, re.M).groups()
+        for _ in range(50):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.2)
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        html = opener.open(f"http://127.0.0.1:{port}/login").read().decode()
+        token = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+        data = f"email={email}&password={password}&csrf_token={token}".encode()
+        board = opener.open(f"http://127.0.0.1:{port}/login", data=data).read().decode()
+        counts = dict(re.findall(r'id="head-(\w+)".*?data-count="(\d+)"', board, re.S))
+        assert set(counts) == {"qualify", "develop", "propose", "close", "fulfill", "invoiced", "lost"}
+        assert all(int(n) > 0 for n in counts.values()), counts
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
