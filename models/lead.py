@@ -327,7 +327,8 @@ class Lead(Tracked, BaseModel):
         with write_transaction():
             opportunity = self.qualify(actor, expected_version, **inputs)
             if target != "develop":
-                opportunity.move_to(actor, target, **inputs)
+                onward = {k: v for k, v in inputs.items() if k not in ("account", "contact")}
+                opportunity.move_to(actor, target, **onward)
         return Move(Opportunity.get_by_id(opportunity.id), source, target)
 
 
