@@ -228,7 +228,7 @@ LOST_DEALS = (
      "Went with the Dynamics partner already working for their parent company."),
 )
 
-INVOICE_STATES = ("paid", "paid", "paid", "unpaid", "unpaid", "overdue", "overdue", "reissued")
+INVOICE_STATES = ("paid", "paid", "paid_long_ago", "unpaid", "unpaid", "overdue", "overdue", "reissued")
 
 SOURCES = ("web form", "web form", "email", "trade show", "referral", "referral", "partner", "advertisement")
 TIMEFRAMES = ("immediate", "this quarter", "this quarter", "next quarter", "this year")
@@ -245,7 +245,8 @@ DONE = {
              ("email", "Sent brochure and price list to {first}", "")),
     "develop": (("call", "Discovery call with {first}", "Current setup, pain points and timeline discussed."),
                 ("meeting", "Requirements workshop in {city}", "Workshop with the project team; notes shared."),
-                ("meeting", "Online demo for {first} and team", "Demo of the standard processes; questions on interfaces."),
+                ("meeting", "Online demo for {first} and team",
+                 "Demo of the standard processes; questions on interfaces."),
                 ("note", "Budget confirmed by {first}", "")),
     "propose": (("email", "Sent quote {quote} to {first}", ""),
                 ("call", "Walked {first} through quote {quote}", "Questions about licences and support answered."),
@@ -313,6 +314,7 @@ class _Deal:
         self.rotting = False
         self.revised = False
         self.no_lines = False
+        self.late = False
         self.invoice_id = None
         self.__dict__.update(values)
 
@@ -495,9 +497,11 @@ class _Seeder:
                     deal.qualify_inputs = {"budget_amount": None, "purchase_timeframe": None}
             elif target == "propose":
                 deal.rotting = index in (1, 4)
+                deal.late = index == 2
             elif target == "close":
                 deal.revised = index == 0
                 deal.rotting = index == 3
+                deal.late = index in (1, 4)
             elif target == "invoiced":
                 deal.invoice_state = INVOICE_STATES[index]
             elif target == "lost":
@@ -554,7 +558,10 @@ class _Seeder:
             state = deal.invoice_state
             if state == "paid":
                 path.append("paid")
-                fixed = {"paid": rng.randint(2, 15)}
+                fixed = {"paid": rng.randint(1, 5), "invoice": rng.randint(12, 18)}
+            elif state == "paid_long_ago":
+                path.append("paid")
+                fixed = {"paid": rng.randint(6, 15)}
             elif state == "unpaid":
                 fixed = {"invoice": rng.randint(2, 15)}
             elif state == "overdue":
@@ -578,6 +585,8 @@ class _Seeder:
     def close_date(self, deal, days):
         rng, today = self.rng, self.today
         offset = {"develop": (14, 120), "propose": (-7, 60), "close": (-21, 30)}.get(deal.target)
+        if deal.late:
+            offset = (-21, -2)
         if offset:
             return today + datetime.timedelta(days=rng.randint(*offset))
         end = self.workday(days.get("won", days.get("lost", 0)))
@@ -591,7 +600,7 @@ class _Seeder:
             if deal.rotting:
                 touch_days = rng.randint(ROT[stage] + 1, max(ROT[stage] + 1, days["qualify"] - 1))
             else:
-                touch_days = rng.randint(1, max(1, min(ROT[stage] * 5 // 7 - 1, days["qualify"] - 1)))
+                touch_days = rng.randint(1, max(1, min((ROT[stage] - 4) * 5 // 7, days["qualify"] - 1)))
             touch = self.moment(touch_days)
             if touch <= times["qualify"]:
                 touch = self.between(times["qualify"], times["qualify"] + datetime.timedelta(hours=6))
@@ -615,7 +624,7 @@ class _Seeder:
         elif deal.invoice_state == "overdue":
             due = times["invoice"].replace(hour=9, minute=0) + datetime.timedelta(days=31)
             self.at(self.between(due, yesterday), self.log_reminder, deal)
-        elif deal.invoice_state == "paid":
+        elif deal.invoice_state in ("paid", "paid_long_ago"):
             self.at(times["paid"] + datetime.timedelta(minutes=10), self.log_note, deal, "note",
                     "Payment received – thanked {first}", "")
 

@@ -112,8 +112,11 @@ class Invoice(Tracked, HasLines, BaseModel):
             missing["customer"] = "Choose the customer."
         return missing
 
-    def issue(self, actor, expected_version=None, issue_date=None):
-        """Draft -> issued: the next number of the year is allocated in this same transaction."""
+    def issue(self, actor, expected_version=None, issue_date=None, sync=True):
+        """Draft -> issued: the next number of the year is allocated in this same transaction.
+
+        sync=False leaves the deal's board column to the caller (a board move writes its own event).
+        """
         c = Cleaner({"issue_date": issue_date})
         c.date("issue_date", maximum=today() + datetime.timedelta(days=1))
         issued_on = c.raise_if_errors("The invoice could not be issued.").get("issue_date") or today()
@@ -136,7 +139,8 @@ class Invoice(Tracked, HasLines, BaseModel):
             self.refresh_totals()
             self.save_version()
             HistoryEvent.write(actor, self, "issue", {"status": ("draft", "issued"), "number": (None, self.number)})
-            Opportunity.get_locked(self.opportunity_id).sync_column(actor)
+            if sync:
+                Opportunity.get_locked(self.opportunity_id).sync_column(actor)
         return True
 
     def mark_paid(self, actor, expected_version=None, paid_on=None):

@@ -11,6 +11,17 @@ from .validation import Cleaner
 LINE_FIELDS = ("product", "description", "quantity", "unit", "unit_price", "discount_pct", "tax_rate")
 
 
+MAX_LINE_AMOUNT = Decimal(10) ** 12
+
+
+def check_line_size(line):
+    """A line whose value would not fit the money columns is refused at its quantity and price."""
+    from .errors import ValidationError
+    if abs(Decimal(line.quantity) * Decimal(line.unit_price)) > MAX_LINE_AMOUNT:
+        message = "Quantity × unit price is too large (at most 1,000,000,000,000)."
+        raise ValidationError("The line could not be saved.", {"quantity": message, "unit_price": message})
+
+
 class LineBase(BaseModel):
     """Fields and arithmetic shared by every kind of line (not a table of its own)."""
 
@@ -129,6 +140,7 @@ class HasLines:
             self.check_version(expected_version)
             self._ensure_lines_editable()
             last = model.select(model.position).where(model.document == self.id).order_by(model.position.desc()).first()
+            check_line_size(model(**values))
             line = model.create(document=self.id, position=(last.position + 1) if last else 1, **values)
             self.after_lines_changed()
             self.save_version()
@@ -161,6 +173,7 @@ class HasLines:
                     changed = True
             if not changed:
                 return False
+            check_line_size(line)
             line.save()
             self.after_lines_changed()
             self.save_version()

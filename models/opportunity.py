@@ -8,7 +8,7 @@ from .base import BaseModel, MoneyField, now, today, write_transaction
 from .errors import NotAllowed, RuleNotMet, ValidationError
 from .history import HistoryEvent, Tracked
 from .lead import Lead
-from .lines import HasLines, LineBase
+from .lines import HasLines, LineBase, check_line_size
 from .party import Account, Contact
 from .user import User
 from .validation import Cleaner
@@ -221,9 +221,9 @@ class Opportunity(Tracked, HasLines, BaseModel):
             elif step == "close":
                 changes.update(self._enter_close(actor, inputs))
             elif step == "fulfill":
-                self._win(actor, inputs, source, changes)
+                self._win(actor, inputs, source, changes, write_event=(target == "fulfill"))
             else:
-                self._fulfil_and_invoice(actor, inputs)
+                self._fulfil_and_invoice(actor, inputs, source=source, carried=changes)
         if target in STAGES:
             changes.update(self._set_stage(target))
             self.save_version()
@@ -245,6 +245,7 @@ class Opportunity(Tracked, HasLines, BaseModel):
         if line_input:
             values = LineBase.clean(line_input)
             model = self.line_model
+            check_line_size(model(**values))
             model.create(document=self.id, position=len(self.line_rows()) + 1, **values)
             self.after_lines_changed()
             changes["line"] = (None, values["description"])
@@ -280,7 +281,7 @@ class Opportunity(Tracked, HasLines, BaseModel):
         if active is None:
             draft = self.quote_in("draft") or Quote.create_from_opportunity(actor, self)
             if _truthy(inputs.get("activate_quote")):
-                draft.activate(actor)
+                draft.activate(actor, **{k: v for k, v in inputs.items() if k == "valid_until"})
                 active = draft
             else:
                 raise RuleNotMet("The customer must have an active (sent) quote.",
@@ -308,7 +309,7 @@ class Opportunity(Tracked, HasLines, BaseModel):
         revenue = active.net_total if active is not None else self.estimated_revenue
         return {"actual_revenue": revenue, "actual_close_date": today()}
 
-    def _win(self, actor, inputs, source, changes):
+    def _win(self, actor, inputs, source, changes, write_event=True):
         from .order import Order
         active = self.quote_in("active")
         if active is None:
@@ -332,7 +333,8 @@ class Opportunity(Tracked, HasLines, BaseModel):
         changes["order"] = (None, order.display_number)
         self.stage_entered_at = now()
         self.save_version()
-        HistoryEvent.write(actor, self, "won", changes, from_stage=source, to_stage="fulfill")
+        if write_event:
+            HistoryEvent.write(actor, self, "won", changes, from_stage=source, to_stage="fulfill")
 
     def close_as_won(self, actor, expected_version=None, **inputs):
         """Close as won from any open stage: the rules on the way to Fulfill must hold."""
@@ -382,17 +384,27 @@ class Opportunity(Tracked, HasLines, BaseModel):
         self.save_version()
         HistoryEvent.write(actor, self, "reopen", changes, from_stage="lost", to_stage=target)
 
-    def _fulfil_and_invoice(self, actor, inputs):
-        """Fulfil the open order, create and issue its invoice; the card goes to Invoiced."""
+    def _fulfil_and_invoice(self, actor, inputs, source=None, carried=None):
+        """Fulfil the open order, create and issue its invoice; the card goes to Invoiced.
+
+        One history event on the deal: `carried` holds the changes of a win done in the same move.
+        """
         from .invoice import Invoice
         order = self.order
         if order is None or order.status != "open":
             raise NotAllowed("There is no open order to fulfil.")
         order.fulfil(actor)
         invoice = order.invoice or Invoice.create_from_order(actor, order)
-        invoice.issue(actor, **{k: v for k, v in inputs.items() if k in ("issue_date",)})
+        invoice.issue(actor, sync=False, **{k: v for k, v in inputs.items() if k in ("issue_date",)})
+        source = source or self.column
         self.reload_locked()
-        self.sync_column(actor)
+        changes = dict(carried or {})
+        changes.update(self.apply_changes({"column": self.board_column()}))
+        changes["invoice"] = (None, invoice.number)
+        self.stage_entered_at = now()
+        self.save_version()
+        HistoryEvent.write(actor, self, "won" if carried else "move", changes, from_stage=source,
+                           to_stage=self.column)
 
     def board_column(self):
         """Where the card belongs, derived from the records (used after document actions)."""

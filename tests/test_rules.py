@@ -1,14 +1,13 @@
 """Stage rules and lifecycle methods (DESIGN.md §2): what each move does, and that a refused one changes nothing."""
 import datetime
-import json
 from decimal import Decimal
 
 import pytest
 
 from builders import (LINE, SECOND_LINE, events, fresh, line_values, make_closing, make_draft_invoice, make_lead,
-                      make_opportunity, make_proposed, make_won_deal, row, snapshot, win_inputs, world_counts)
-from models import (Account, Contact, HistoryEvent, Invoice, Lead, Move, NotAllowed, Opportunity, Order, Quote,
-                    RuleNotMet, StaleVersion, ValidationError, db)
+                      make_opportunity, make_proposed, make_won_deal, snapshot, world_counts)
+from models import (Account, Contact, Invoice, Lead, Move, NotAllowed, Opportunity, Order, Quote, RuleNotMet,
+                    StaleVersion, ValidationError, db)
 from models.base import today
 
 TODAY = today()
@@ -756,6 +755,13 @@ def test_quote_activation_with_a_new_valid_until(seller):
     assert (quote.status, quote.valid_until) == ("active", NEXT_MONTH)
     assert quote.activate(seller) is False
     assert [e.action for e in events(quote)] == ["create", "update", "activate"]
+
+
+def test_a_quote_valid_until_today_can_be_activated(seller):
+    quote = draft_quote(seller)
+    quote.update_fields(seller, valid_until=TODAY.isoformat())
+    assert fresh(quote).activate(seller) is True
+    assert fresh(quote).status == "active"
 
 
 def test_only_one_active_quote_per_opportunity(seller):

@@ -317,3 +317,33 @@ def test_skip_whose_first_step_is_unmet_is_refused_with_a_reason(logged_in, user
     assert resp.status_code == 422
     assert "Cannot skip to Close: Propose comes first" in html and "product line" in html
     assert "<dialog" not in html and 'id="cards-develop"' in html
+
+
+def test_dialog_carries_earlier_answers_to_the_next_question(logged_in, user):
+    import datetime
+    from models import Quote
+    lead = _ready_lead(user)
+    with db.connection_context():
+        actor = User.get_by_id(user.id)
+        opp = Lead.get_by_id(lead.id).qualify(actor)
+        product = Product.create_product(actor, sku="S-2", name="Scanner", list_price="100")
+        opp.add_line(actor, product=product.id)
+        opp.move_to(actor, "propose")
+        Quote.update(valid_until=datetime.date(2001, 1, 1)).execute()
+        opp = Opportunity.get_by_id(opp.id)
+    first = logged_in.hx_post("/board/move", {"record": f"opportunity:{opp.id}", "to": "close",
+                                              "version": str(opp.version)})
+    assert first.status_code == 422 and 'data-field="activate_quote"' in first.get_data(as_text=True)
+    second = logged_in.hx_post("/board/move", {"record": f"opportunity:{opp.id}", "to": "close",
+                                               "version": str(opp.version), "activate_quote": "1",
+                                               "dialog_fields": "activate_quote"})
+    html = second.get_data(as_text=True)
+    assert second.status_code == 422 and 'data-field="valid_until"' in html
+    assert '<input type="hidden" name="activate_quote" value="1">' in html
+    future = (datetime.date.today() + datetime.timedelta(days=20)).isoformat()
+    third = logged_in.hx_post("/board/move", {"record": f"opportunity:{opp.id}", "to": "close",
+                                              "version": str(opp.version), "activate_quote": "1",
+                                              "valid_until": future, "dialog_fields": "valid_until"})
+    assert third.status_code == 200
+    with db.connection_context():
+        assert Opportunity.get_by_id(opp.id).column == "close"

@@ -96,6 +96,7 @@ FIELD_SPECS = {
     "estimated_close_date": ("Estimated close date", "date", None),
     "customer": ("Customer", "customer", None),
     "activate_quote": ("Send the quote", "confirm", None),
+    "valid_until": ("Quote valid until", "date", None),
     "actual_revenue": ("Actual revenue", "money", None),
     "actual_close_date": ("Actual close date", "date", None),
     "close_reason": ("Reason lost", "select", [(r, r.capitalize()) for r in LOST_REASONS]),
@@ -158,6 +159,9 @@ def _dialog(record, target, exc, version, status, form=None):
                "error": exc, "errors": exc.fields if not isinstance(exc, RuleNotMet) else {},
                "defaults": getattr(exc, "defaults", {}), "choices": getattr(exc, "choices", {}),
                "values": form or {}, "labels": COLUMN_LABELS, "flt": flt,
+               "carried": {k: v for k, v in (form or {}).items()
+                           if k not in MOVE_META and k not in fields and k not in optional
+                           and not k.startswith("line_") and k != "private_buyer"},
                "products": list(Product.active_products()),
                "accounts": list(Account.select(Account.id, Account.name).order_by(Account.name).limit(500)),
                "contacts": list(Contact.select(Contact.id, Contact.name).order_by(Contact.name).limit(500))}
