@@ -76,9 +76,11 @@ class BoardFilter:
                      | O.account.in_(Account.select(Account.id).where(fn.LOWER(Account.name) ** like))
                      | O.contact.in_(Contact.select(Contact.id).where(fn.LOWER(Contact.name) ** like)))
         if not self.show_old and column in (None, "lost", "invoiced"):
+            from .invoice import Invoice
             cutoff = today() - datetime.timedelta(days=RECENT_DAYS)
+            unpaid = Invoice.select(Invoice.opportunity).where(Invoice.status == "issued")
             recent = (O.column.not_in(["lost", "invoiced"])) | (O.actual_close_date >= cutoff) | \
-                (O.stage_entered_at >= datetime.datetime.combine(cutoff, datetime.time()))
+                (O.stage_entered_at >= datetime.datetime.combine(cutoff, datetime.time())) | O.id.in_(unpaid)
             cond &= recent
         return cond
 

@@ -54,6 +54,13 @@ class Product(Tracked, BaseModel):
             HistoryEvent.write(actor, product, "create")
         return product
 
+    def prepare_update(self, values):
+        from .errors import ValidationError
+        sku = values.get("sku")
+        if sku and sku != self.sku and Product.select().where((Product.sku == sku) & (Product.id != self.id)).exists():
+            raise ValidationError("The product could not be saved.", {"sku": "Another product already uses this SKU."})
+        return values
+
     @classmethod
     def active_products(cls):
         return cls.select().where(cls.active == True).order_by(cls.name)  # noqa: E712

@@ -105,6 +105,40 @@ class Tracked:
                 setattr(self, name, new)
         return changes
 
+    def edit_locked_reason(self):
+        """Why fields cannot be edited now (None: they can)."""
+        return None
+
+    def prepare_update(self, values):
+        """Adjust cleaned values before they are applied (inside the transaction)."""
+        return values
+
+    def after_update(self, changes):
+        """Derived changes that follow from `changes` (inside the transaction)."""
+        return {}
+
+    def update_fields(self, actor, expected_version=None, **data):
+        """Edit fields validated by the model's clean(); one history event with old -> new.
+
+        Returns True when something changed; a stale expected_version raises StaleVersion.
+        """
+        from .base import write_transaction
+        from .errors import NotAllowed
+        values = self.clean(data, partial=True)
+        with write_transaction():
+            self.reload_locked()
+            self.check_version(expected_version)
+            reason = self.edit_locked_reason()
+            if reason:
+                raise NotAllowed(reason)
+            changes = self.apply_changes(self.prepare_update(values))
+            changes.update(self.after_update(changes))
+            if not changes:
+                return False
+            self.save_version()
+            HistoryEvent.write(actor, self, "update", changes)
+        return True
+
     def save_version(self):
         """Bump the version and save (inside the write transaction)."""
         self.version += 1

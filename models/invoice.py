@@ -95,13 +95,28 @@ class Invoice(Tracked, HasLines, BaseModel):
                 raise NotAllowed(f"Order {order.display_number} is canceled.")
             invoice = cls.create(order=order.id, opportunity=order.opportunity_id, account=order.account_id,
                                  contact=order.contact_id, payment_terms_days=settings.payment_terms_days,
-                                 payment_terms=settings.payment_terms_text)
+                                 payment_terms=settings.payment_terms_text, notes=order.quote.notes)
             invoice.copy_lines_from(order)
             invoice.refresh_totals()
             invoice.save()
             HistoryEvent.write(actor, invoice, "create", {"status": (None, "draft")},
                                note=f"From order {order.display_number}")
         return invoice
+
+    @staticmethod
+    def clean(data, partial=True):
+        """Validate the editable fields of a draft invoice."""
+        c = Cleaner(data)
+        c.integer("payment_terms_days", minimum=0, maximum=3650)
+        c.text("payment_terms", 2000, multiline=True)
+        c.text("notes", 5000, multiline=True)
+        values = c.raise_if_errors("The invoice could not be saved.")
+        if values.get("payment_terms_days") is None:
+            values.pop("payment_terms_days", None)
+        return values
+
+    def edit_locked_reason(self):
+        return self.lines_locked_reason()
 
     def issue_missing(self):
         """What an invoice needs before it can be issued (field -> message)."""

@@ -142,19 +142,6 @@ class Lead(Tracked, BaseModel):
             HistoryEvent.write(actor, lead, "create", to_stage="qualify")
         return lead
 
-    def update_fields(self, actor, expected_version=None, **data):
-        """Edit fields of an open lead; one history event listing old -> new."""
-        values = self.clean(data, partial=True)
-        with write_transaction():
-            self.reload_locked()
-            self.check_version(expected_version)
-            changes = self.apply_changes(values)
-            if not changes:
-                return False
-            self.save_version()
-            HistoryEvent.write(actor, self, "update", changes)
-        return True
-
     def qualify_missing(self):
         """Fields that must be filled before the lead can be qualified (field -> message)."""
         missing = {}
@@ -217,6 +204,8 @@ class Lead(Tracked, BaseModel):
             elif account is not None and contact.account_id is None:
                 contact.account = account
                 contact.save_version()
+                HistoryEvent.write(actor, contact, "update", {"account": (None, account.id)},
+                                   note=f"Linked to {account.name} when lead #{self.id} was qualified")
             opportunity = Opportunity.create(
                 topic=(self.topic or f"{self.company or self.name}")[:200], account=account,
                 contact=contact, lead=self, owner=self.owner or actor, stage="develop",

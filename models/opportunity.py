@@ -114,7 +114,7 @@ class Opportunity(Tracked, HasLines, BaseModel):
     # ----- editing ---------------------------------------------------------------------------
     @staticmethod
     def clean(data, partial=True):
-        """Validate opportunity input (partial: only the keys present)."""
+        """Validate opportunity input (only the keys present are checked)."""
         c = Cleaner(data)
         c.text("topic", 200, required="topic" in data or not partial)
         c.record("account", Account, label="account")
@@ -134,25 +134,22 @@ class Opportunity(Tracked, HasLines, BaseModel):
                 del values[key]
         return values
 
-    def update_fields(self, actor, expected_version=None, **data):
-        """Edit fields; one history event with old -> new. Returns True when something changed."""
-        values = self.clean(data)
-        with write_transaction():
-            self.reload_locked()
-            self.check_version(expected_version)
-            if "estimated_revenue" in values and values["estimated_revenue"] is None:
+    def edit_locked_reason(self):
+        if self.status == "won" and self.column == "invoiced":
+            return "This deal is invoiced; its figures are final."
+        return None
+
+    def prepare_update(self, values):
+        if "estimated_revenue" in values:
+            if values["estimated_revenue"] is None:
                 values["estimated_revenue"] = Decimal("0.00")
-            if values.get("revenue_mode") == "entered" or (
-                    "estimated_revenue" in values and "revenue_mode" not in values):
-                values["revenue_mode"] = "entered"
-            changes = self.apply_changes(values)
-            if self.revenue_mode == "calculated":
-                changes.update(self.apply_changes({"estimated_revenue": self.refresh_totals().net}))
-            if not changes:
-                return False
-            self.save_version()
-            HistoryEvent.write(actor, self, "update", changes)
-        return True
+            values.setdefault("revenue_mode", "entered")
+        return values
+
+    def after_update(self, changes):
+        if self.revenue_mode == "calculated":
+            return self.apply_changes({"estimated_revenue": self.refresh_totals().net})
+        return {}
 
     def lines_locked_reason(self):
         if self.status != "open":
@@ -349,6 +346,7 @@ class Opportunity(Tracked, HasLines, BaseModel):
         c.choice("close_reason", LOST_REASONS)
         c.text("competitor", 200)
         c.text("close_note", 5000, multiline=True)
+        c.date("actual_close_date", maximum=today())
         values = c.raise_if_errors("The deal could not be closed as lost.")
         if not values.get("close_reason"):
             raise RuleNotMet("Say why the deal was lost.", {"close_reason": "Choose a reason."}, step="lost",
@@ -362,7 +360,8 @@ class Opportunity(Tracked, HasLines, BaseModel):
                                       "close_reason": values["close_reason"],
                                       "competitor": values.get("competitor") or self.competitor,
                                       "close_note": values.get("close_note") or "",
-                                      "lost_from": source, "actual_close_date": today(),
+                                      "lost_from": source,
+                                      "actual_close_date": values.get("actual_close_date") or today(),
                                       "actual_revenue": Decimal("0.00")})
         self.stage_entered_at = now()
         self.save_version()
