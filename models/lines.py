@@ -199,6 +199,29 @@ class HasLines:
             HistoryEvent.write(actor, self, "remove_line", {"line": (summary, None)})
         return True
 
+    def move_line(self, actor, line_id, direction, expected_version=None):
+        """Swap a line with its neighbour above ("up") or below ("down"); one history event."""
+        from .base import write_transaction
+        from .history import HistoryEvent
+        model = self.line_model
+        with write_transaction():
+            self.reload_locked()
+            self.check_version(expected_version)
+            self._ensure_lines_editable()
+            rows = self.line_rows()
+            index = next((i for i, row in enumerate(rows) if row.id == int(line_id)), None)
+            other = None if index is None else index + (-1 if direction == "up" else 1)
+            if index is None or other is None or not 0 <= other < len(rows):
+                return False
+            rows[index], rows[other] = rows[other], rows[index]
+            for position, row in enumerate(rows, start=1):
+                if row.position != position:
+                    model.update(position=position).where(model.id == row.id).execute()
+            self.save_version()
+            HistoryEvent.write(actor, self, "move_line", {"line": (index + 1, other + 1)},
+                               note=rows[other].description)
+        return True
+
     def after_lines_changed(self):
         self.refresh_totals()
 

@@ -13,7 +13,9 @@ ACTION_LABELS = {"create": "created it", "update": "edited it", "qualify": "qual
                  "revise": "revised the quote", "fulfil": "fulfilled the order", "issue": "issued the invoice",
                  "paid": "recorded the payment", "cancel": "canceled it", "add_line": "added a line",
                  "update_line": "changed a line", "remove_line": "removed a line"}
-RECORD_ENDPOINTS = {"lead": "leads.detail", "opportunity": "opportunities.detail"}
+RECORD_ENDPOINTS = {"lead": "leads.detail", "opportunity": "opportunities.detail", "quote": "quotes.detail",
+                    "order": "orders.detail", "invoice": "invoices.detail", "account": "accounts.detail",
+                    "contact": "contacts.detail", "product": "products.detail"}
 
 
 def register(app: Flask):
@@ -22,10 +24,10 @@ def register(app: Flask):
 
     from models.board import card_facts
 
-    from . import auth, board, leads, opportunities
+    from . import activities, auth, board, leads, opportunities, products
     from .common import register_error_handlers
 
-    for module in (auth, board, leads, opportunities):
+    for module in (auth, board, leads, opportunities, activities, products):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
 
@@ -49,19 +51,38 @@ def register(app: Flask):
         return {"labels": COLUMN_LABELS}
 
     @app.template_global()
+    def action_name(record, target):
+        """The button label of a move from a panel: the business step it does."""
+        if record.record_type == "lead":
+            return {"develop": "Qualify", "lost": "Disqualify", "qualify": "Reopen"}.get(
+                target, f"Qualify and move to {COLUMN_LABELS[target]}")
+        if record.status == "lost":
+            return f"Reopen in {COLUMN_LABELS[target]}"
+        return {"fulfill": "Close as won", "lost": "Close as lost", "invoiced": "Fulfil and invoice"}.get(
+            target, f"Move to {COLUMN_LABELS[target]}")
+
+    @app.template_global()
     def move_targets(card):
         return card.move_targets()
 
     @app.template_global()
     def record_url(record):
         endpoint = RECORD_ENDPOINTS.get(record.record_type)
-        if endpoint is None:
+        if endpoint is None or endpoint not in app.view_functions:
             return None
         return url_for(endpoint, **{f"{record.record_type}_id": record.id})
 
     @app.template_filter("money")
     def money_filter(amount):
         return format_money(amount, app.config["CURRENCY"])
+
+    @app.template_filter("plain")
+    def plain_filter(value):
+        """A Decimal without trailing zeros or exponent: 10.00 -> 10, 1.500 -> 1.5."""
+        if value is None:
+            return ""
+        text = f"{value.normalize():f}"
+        return text
 
     @app.template_filter("day")
     def day_filter(value):

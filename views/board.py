@@ -9,7 +9,7 @@ from models.board import BoardFilter, column_cards, column_headers, invoice_stat
 from models.lead import DISQUALIFY_REASONS, TIMEFRAMES
 from models.opportunity import CHECKLISTS, COLUMN_LABELS, LOST_REASONS
 
-from .common import current_settings, is_htmx, page_args, render, render_fragment
+from .common import current_settings, from_board, is_htmx, page_args, render, render_fragment
 
 bp = Blueprint("board", __name__)
 
@@ -129,6 +129,19 @@ def _card_context(flt, records):
     return {"flt": flt, "settings": settings, "labels": COLUMN_LABELS, "checklists": CHECKLISTS,
             "next_activity": next_activities(records), "page_size": current_app.config["BOARD_PAGE_SIZE"],
             "invoices": invoice_states(records)}
+
+
+def card_refresh(record):
+    """Out-of-band: the record's card re-rendered in place and its column header (after an edit),
+    only when the request came from the board (elsewhere there is no card to update)."""
+    if not from_board() or record.column is None:
+        return ""
+    flt = _board_filter()
+    fresh = type(record).card(record.id)
+    header = column_headers(flt)[fresh.column]
+    html = render_template("board/_card.html", card=fresh, oob_replace=True, **_card_context(flt, [fresh]))
+    html += render_template("board/_header.html", header=header, oob=True, **_card_context(flt, []))
+    return Markup(html)
 
 
 def card_update(record, columns):

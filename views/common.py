@@ -43,6 +43,12 @@ def render_fragment(body, status=200, toast=None, reswap="innerHTML"):
     return response
 
 
+def from_board():
+    """True when an htmx request was sent from the board page (so its cards can be updated)."""
+    current = htmx.current_url if htmx else None
+    return bool(current) and urlparse(current).path.rstrip("/").endswith("/board")
+
+
 def page_args():
     """The query arguments of the page an htmx request came from (HX-Current-URL), else of this request."""
     current = htmx.current_url if htmx else None

@@ -1,16 +1,53 @@
-"""Lead pages: the detail panel (beside the board or as its own page)."""
+"""Lead pages: the detail panel with inline fields, quick-create, the lead list."""
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
-from models import Activity, HistoryEvent, Lead, ValidationError
+from models import Activity, HistoryEvent, Lead, User, ValidationError
+from models.lead import RATINGS, SOURCES, TIMEFRAMES
 
 from .common import is_htmx, render, render_fragment
+from .inline import Field, register_fields
 
 bp = Blueprint("leads", __name__)
 
 
+def _owners():
+    return [(u.id, u.name) for u in User.select(User.id, User.name).where(User.active == True).order_by(User.name)]  # noqa: E712
+
+
+def _choices(values):
+    return [(v, v.capitalize()) for v in values]
+
+
+FIELDS = [
+    Field("name", "Name", rule="qualify"),
+    Field("job_title", "Job title", max_length=120),
+    Field("company", "Company", rule="qualify"),
+    Field("private_buyer", "Private buyer", "checkbox"),
+    Field("email", "Email", "email", rule="qualify", max_length=254),
+    Field("phone", "Phone", "tel", max_length=40),
+    Field("topic", "Topic / need"),
+    Field("budget_amount", "Budget", "money", rule="qualify"),
+    Field("purchase_timeframe", "Purchase timeframe", "select", _choices(TIMEFRAMES), rule="qualify"),
+    Field("decision_maker_known", "Decision maker known", "checkbox"),
+    Field("source", "Source", "select", _choices(SOURCES)),
+    Field("rating", "Rating", "select", _choices(RATINGS)),
+    Field("owner", "Owner", "record", _owners),
+    Field("notes", "Notes", "textarea", max_length=20000),
+]
+
+
+def _card_refresh(lead):
+    from .board import card_refresh
+    return card_refresh(lead)
+
+
+register_fields(bp, Lead, "lead", "leads", FIELDS, on_saved=_card_refresh)
+
+
 def panel_context(lead):
     """Everything the lead panel shows: fields, the opportunity it became, the timeline."""
-    return {"record": lead, "lead": lead, "opportunity": lead.opportunity,
+    return {"record": lead, "lead": lead, "opportunity": lead.opportunity, "fields": FIELDS,
+            "kind": "lead", "endpoint": "leads",
             "events": list(HistoryEvent.about(lead).limit(100)),
             "activities": list(Activity.regarding(lead).limit(100))}
 

@@ -1,24 +1,76 @@
-"""Opportunity pages: the detail panel (beside the board or as its own page)."""
+"""Opportunity pages: the detail panel with inline fields, the line editor and the timeline."""
 from flask import Blueprint, abort
 
-from models import Activity, HistoryEvent, Opportunity
+from models import Account, Activity, Contact, HistoryEvent, Opportunity, User
+from models.opportunity import REVENUE_MODES
 
 from .common import render
+from .inline import Field, register_fields
+from .lines import lines_context, register_lines
 
 bp = Blueprint("opportunities", __name__)
 
 
+def _owners():
+    return [(u.id, u.name) for u in User.select(User.id, User.name).where(User.active == True).order_by(User.name)]  # noqa: E712
+
+
+def _accounts():
+    return [(a.id, a.name) for a in Account.select(Account.id, Account.name).order_by(Account.name).limit(1000)]
+
+
+def _contacts():
+    return [(c.id, c.name) for c in Contact.select(Contact.id, Contact.name).order_by(Contact.name).limit(1000)]
+
+
+def _open(record):
+    return record.status == "open"
+
+
+FIELDS = [
+    Field("topic", "Topic"),
+    Field("account", "Account", "record", _accounts, rule="propose"),
+    Field("contact", "Contact", "record", _contacts, rule="propose"),
+    Field("estimated_revenue", "Estimated revenue", "money", editable=_open),
+    Field("revenue_mode", "Revenue", "select", [(m, "Calculated from the lines" if m == "calculated" else "Entered by hand")
+                                                for m in REVENUE_MODES], editable=_open),
+    Field("probability", "Probability %", "number", editable=_open),
+    Field("estimated_close_date", "Expected close", "date", rule="propose", editable=_open),
+    Field("competitor", "Competitor"),
+    Field("owner", "Owner", "record", _owners),
+    Field("description", "Description", "textarea", max_length=20000),
+]
+WON_FIELDS = [
+    Field("actual_revenue", "Actual revenue", "money"),
+    Field("actual_close_date", "Closed on", "date"),
+]
+
+
+def _card_refresh(opportunity):
+    from .board import card_refresh
+    return card_refresh(opportunity)
+
+
+register_fields(bp, Opportunity, "opportunity", "opportunities", FIELDS + WON_FIELDS, on_saved=_card_refresh)
+register_lines(bp, Opportunity, "opportunity", "opportunities", on_saved=_card_refresh)
+
+
 def panel_context(opportunity):
     """Fields, lines and totals, related documents and the timeline (including the lead's)."""
-    related = [opportunity] + list(opportunity.quotes_query())
-    related += list(opportunity.orders) + list(opportunity.invoices)
+    quotes = list(opportunity.quotes_query())
+    orders = list(opportunity.orders)
+    invoices = list(opportunity.invoices)
+    related = [opportunity] + quotes + orders + invoices
+    people = [opportunity]
     if opportunity.lead_id:
         related.append(opportunity.lead)
-    return {"record": opportunity, "opportunity": opportunity, "lines": opportunity.line_rows(),
-            "totals": opportunity.totals(), "quotes": list(opportunity.quotes_query()),
-            "orders": list(opportunity.orders), "invoices": list(opportunity.invoices),
+        people.append(opportunity.lead)
+    fields = FIELDS + (WON_FIELDS if opportunity.status != "open" else [])
+    return {"record": opportunity, "opportunity": opportunity, "fields": fields, "kind": "opportunity",
+            "endpoint": "opportunities", "quotes": quotes, "orders": orders, "invoices": invoices,
             "events": list(HistoryEvent.about(*related).limit(200)),
-            "activities": list(Activity.regarding(*[r for r in related if r.record_type in ("lead", "opportunity")]).limit(100))}
+            "activities": list(Activity.regarding(*people).limit(100)),
+            **lines_context(opportunity, "opportunity", "opportunities")}
 
 
 @bp.get("/opportunities/<int:opportunity_id>")

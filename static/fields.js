@@ -1,0 +1,15 @@
+// Inline fields in detail panels: Escape cancels an edit, leaving a changed field saves it.
+(function () {
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var form = event.target.closest && event.target.closest(".ifield-form");
+    if (!form) return;
+    event.preventDefault();
+    var cancel = form.querySelector(".ifield-cancel");
+    if (cancel) cancel.click();
+  });
+  document.addEventListener("change", function (event) {
+    var form = event.target.closest && event.target.closest(".ifield-form");
+    if (form && event.target.tagName !== "TEXTAREA") form.requestSubmit();
+  });
+})();
