@@ -13,6 +13,9 @@ ACTION_LABELS = {"create": "created it", "update": "edited it", "qualify": "qual
                  "revise": "revised the quote", "fulfil": "fulfilled the order", "issue": "issued the invoice",
                  "paid": "recorded the payment", "cancel": "canceled it", "add_line": "added a line",
                  "update_line": "changed a line", "remove_line": "removed a line"}
+NAV = [("board.board", "Board"), ("leads.index", "Leads"), ("opportunities.index", "Opportunities"),
+       ("quotes.index", "Quotes"), ("orders.index", "Orders"), ("invoices.index", "Invoices"),
+       ("accounts.index", "Accounts"), ("contacts.index", "Contacts"), ("products.index", "Products")]
 RECORD_ENDPOINTS = {"lead": "leads.detail", "opportunity": "opportunities.detail", "quote": "quotes.detail",
                     "order": "orders.detail", "invoice": "invoices.detail", "account": "accounts.detail",
                     "contact": "contacts.detail", "product": "products.detail"}
@@ -24,10 +27,12 @@ def register(app: Flask):
 
     from models.board import card_facts
 
-    from . import activities, auth, board, leads, opportunities, products
+    from . import (accounts, activities, auth, board, contacts, invoices, leads, opportunities, orders, products,
+                   quotes, search, settings)
     from .common import register_error_handlers
 
-    for module in (auth, board, leads, opportunities, activities, products):
+    for module in (auth, board, leads, opportunities, activities, products, quotes, orders, invoices, accounts,
+                   contacts, settings, search):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
 
@@ -35,6 +40,11 @@ def register(app: Flask):
     @pass_context
     def facts(context, card):
         return card_facts(card, context["settings"], context.get("invoices"))
+
+    @app.template_global()
+    def nav_items():
+        """Top-bar links to the pages that exist."""
+        return [(e, label) for e, label in NAV if e in app.view_functions]
 
     @app.template_global()
     def timeline(events, activities):

@@ -11,10 +11,11 @@ htmx = HTMX()
 csrf = CSRFProtect()
 
 
-def render(page, fragment, status=200, toast=None, push_url=None, retarget=None, reswap=None, **context):
-    """Render `fragment` for an htmx request and `page` (which includes it) otherwise."""
-    partial = bool(htmx) and not htmx.boosted and fragment is not None
-    body = render_template(fragment if partial else page, **context)
+def render(page_template, fragment_template, status=200, toast=None, push_url=None, retarget=None, reswap=None,
+           **context):
+    """Render the fragment for an htmx request and the page (which includes it) otherwise."""
+    partial = bool(htmx) and not htmx.boosted and fragment_template is not None
+    body = render_template(fragment_template if partial else page_template, **context)
     if partial and toast:
         body += render_template("_toast.html", toast=toast)
     response = make_response(body, status)

@@ -1,6 +1,8 @@
 """Lead pages: the detail panel with inline fields, quick-create, the lead list."""
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
+from peewee import JOIN
+
 from models import Activity, HistoryEvent, Lead, User, ValidationError
 from models.lead import RATINGS, SOURCES, TIMEFRAMES
 
@@ -80,3 +82,37 @@ def create():
     body += card_update(lead, ["qualify"])
     return render_fragment(body, 201, toast={"message": f"Lead {lead.name} added to Qualify.", "kind": "info"},
                            reswap="outerHTML")
+
+
+def _lead_filters(args):
+    from peewee import fn
+    query = Lead.select(Lead, User.id, User.name).join(User, JOIN.LEFT_OUTER, on=(Lead.owner == User.id))
+    text = (args.get("q") or "").strip().lower()[:100]
+    if text:
+        like = f"%{text}%"
+        query = query.where((fn.LOWER(Lead.name) ** like) | (fn.LOWER(Lead.company) ** like)
+                            | (fn.LOWER(Lead.email) ** like) | (fn.LOWER(Lead.topic) ** like))
+    status = args.get("status", "open")
+    if status in ("open", "qualified", "disqualified"):
+        query = query.where(Lead.status == status)
+    if args.get("source") in SOURCES:
+        query = query.where(Lead.source == args["source"])
+    if args.get("rating") in RATINGS:
+        query = query.where(Lead.rating == args["rating"])
+    owner = args.get("owner") or ""
+    if owner == "me":
+        query = query.where(Lead.owner == g.user.id)
+    elif owner.isdigit() and len(owner) < 12:
+        query = query.where(Lead.owner == int(owner))
+    return query
+
+
+@bp.get("/leads")
+def index():
+    """All leads, filtered, sorted and paged; the filters live in the URL."""
+    from .listing import paginate
+    sorts = {"created": Lead.created_at, "name": Lead.name, "company": Lead.company, "budget": Lead.budget_amount,
+             "rating": Lead.rating, "status": Lead.status, "source": Lead.source}
+    page = paginate(_lead_filters(request.args), sorts, "-created", tiebreak=Lead.id.desc())
+    return render("leads/index.html", "leads/_list.html", page=page, sources=SOURCES, ratings=RATINGS,
+                  owners=_owners(), args=request.args)

@@ -1,5 +1,5 @@
 """Opportunity pages: the detail panel with inline fields, the line editor and the timeline."""
-from flask import Blueprint, abort
+from flask import Blueprint, abort, g, request
 
 from models import Account, Activity, Contact, HistoryEvent, Opportunity, User
 from models.opportunity import REVENUE_MODES
@@ -80,3 +80,45 @@ def detail(opportunity_id):
     if opportunity is None:
         abort(404)
     return render("opportunities/detail.html", "opportunities/_panel.html", **panel_context(opportunity))
+
+
+def _opportunity_filters(args):
+    from peewee import JOIN, fn
+    query = Opportunity.card_query()
+    text = (args.get("q") or "").strip().lower()[:100]
+    if text:
+        like = f"%{text}%"
+        query = query.where((fn.LOWER(Opportunity.topic) ** like) | (fn.LOWER(Account.name) ** like)
+                            | (fn.LOWER(Contact.name) ** like))
+    status = args.get("status", "open")
+    if status in ("open", "won", "lost"):
+        query = query.where(Opportunity.status == status)
+    if args.get("stage") in ("develop", "propose", "close"):
+        query = query.where(Opportunity.stage == args["stage"])
+    owner = args.get("owner") or ""
+    if owner == "me":
+        query = query.where(Opportunity.owner == g.user.id)
+    elif owner.isdigit() and len(owner) < 12:
+        query = query.where(Opportunity.owner == int(owner))
+    from models.validation import Cleaner
+    c = Cleaner({k: args[k] for k in ("close_from", "close_to") if args.get(k)})
+    c.date("close_from")
+    c.date("close_to")
+    if c.values.get("close_from"):
+        query = query.where(Opportunity.estimated_close_date >= c.values["close_from"])
+    if c.values.get("close_to"):
+        query = query.where(Opportunity.estimated_close_date <= c.values["close_to"])
+    return query, c.errors
+
+
+@bp.get("/opportunities")
+def index():
+    """All deals, filtered, sorted and paged; the filters live in the URL."""
+    from .listing import paginate
+    query, errors = _opportunity_filters(request.args)
+    sorts = {"topic": Opportunity.topic, "customer": Account.name, "amount": Opportunity.amount_sql(),
+             "probability": Opportunity.probability, "close": Opportunity.estimated_close_date,
+             "stage": Opportunity.column, "created": Opportunity.created_at}
+    page = paginate(query, sorts, "close", tiebreak=Opportunity.id)
+    return render("opportunities/index.html", "opportunities/_list.html", page=page, owners=_owners(),
+                  args=request.args, errors=errors)

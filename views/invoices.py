@@ -1,0 +1,4 @@
+"""Invoices: pages and actions (being built)."""
+from flask import Blueprint
+
+bp = Blueprint("invoices", __name__)

@@ -1,0 +1,4 @@
+"""Orders: pages and actions (being built)."""
+from flask import Blueprint
+
+bp = Blueprint("orders", __name__)

@@ -1,0 +1,4 @@
+"""Settings: pages and actions (being built)."""
+from flask import Blueprint
+
+bp = Blueprint("settings", __name__)
