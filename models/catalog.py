@@ -35,9 +35,9 @@ class Product(Tracked, BaseModel):
         c.text("sku", 40, required=not partial or "sku" in data)
         c.text("name", 200, required=not partial or "name" in data)
         c.text("description", 5000, multiline=True)
-        c.choice("unit", UNITS)
-        c.money("list_price", required=not partial)
-        c.decimal("tax_rate", 2, minimum=Decimal(0), maximum=Decimal(100))
+        c.choice("unit", UNITS, required=True)
+        c.money("list_price", required=True)
+        c.decimal("tax_rate", 2, required=True, minimum=Decimal(0), maximum=Decimal(100))
         c.boolean("active")
         return c.raise_if_errors("The product could not be saved.")
 
@@ -64,3 +64,15 @@ class Product(Tracked, BaseModel):
     @classmethod
     def active_products(cls):
         return cls.select().where(cls.active == True).order_by(cls.name)  # noqa: E712
+
+    def set_active(self, actor, active, expected_version=None):
+        """Deactivate (hide from the line editor) or reactivate the product; repeating changes nothing."""
+        return self.update_fields(actor, expected_version=expected_version, active="1" if active else "")
+
+    def open_opportunity_lines(self):
+        """Lines of open opportunities that use this product (where it is in play now)."""
+        from .opportunity import Opportunity, OpportunityLine
+        return (OpportunityLine.select(OpportunityLine, Opportunity)
+                .join(Opportunity, on=(OpportunityLine.document == Opportunity.id))
+                .where((OpportunityLine.product == self.id) & (Opportunity.status == "open"))
+                .order_by(Opportunity.estimated_close_date.asc(nulls="LAST"), OpportunityLine.id))

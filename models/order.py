@@ -73,6 +73,14 @@ class Order(Tracked, HasLines, BaseModel):
                                note=f"From quote {quote.display_number}")
         return order
 
+    def create_invoice(self, actor, expected_version=None):
+        """Draft this order's invoice from a fresh read: the order row is locked so only one is made."""
+        from .invoice import Invoice
+        with write_transaction():
+            self.reload_locked()
+            self.check_version(expected_version)
+            return Invoice.create_from_order(actor, self)
+
     def fulfil(self, actor, expected_version=None):
         """Open -> fulfilled (delivered)."""
         with write_transaction():

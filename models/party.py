@@ -9,6 +9,20 @@ from .validation import Cleaner
 COUNTRY_DEFAULT = "DE"
 
 
+def _deals(field_name, record, limit=50):
+    """The opportunities, quotes, orders and invoices whose `field_name` (account/contact) is `record`."""
+    from .invoice import Invoice
+    from .opportunity import Opportunity
+    from .order import Order
+    from .quote import Quote
+    result = {}
+    for key, model in (("opportunities", Opportunity), ("quotes", Quote), ("orders", Order),
+                       ("invoices", Invoice)):
+        result[key] = list(model.select().where(getattr(model, field_name) == record.id)
+                           .order_by(model.created_at.desc(), model.id.desc()).limit(limit))
+    return result
+
+
 class Account(Tracked, BaseModel):
     record_type = "account"
 
@@ -59,6 +73,14 @@ class Account(Tracked, BaseModel):
             account = cls.create(owner=actor, **values)
             HistoryEvent.write(actor, account, "create")
         return account
+
+    def deals(self, limit=50):
+        """This account's opportunities, quotes, orders and invoices, newest first."""
+        return _deals("account", self, limit)
+
+    def contact_list(self):
+        """The people at this account, by name."""
+        return Contact.select().where(Contact.account == self.id).order_by(Contact.name, Contact.id)
 
     @classmethod
     def matching_name(cls, name):
@@ -118,6 +140,10 @@ class Contact(Tracked, BaseModel):
             contact = cls.create(owner=actor, **values)
             HistoryEvent.write(actor, contact, "create")
         return contact
+
+    def deals(self, limit=50):
+        """This contact's opportunities, quotes, orders and invoices, newest first."""
+        return _deals("contact", self, limit)
 
     @classmethod
     def matching_email(cls, email):

@@ -69,6 +69,10 @@ class Quote(Tracked, HasLines, BaseModel):
             return f"Quote {self.display_number} is {self.status} and read-only; revise it to change it."
         return None
 
+    def edit_locked_reason(self):
+        """Why the quote's fields cannot be edited now (only a draft can change)."""
+        return self.lines_locked_reason()
+
     @classmethod
     def create_from_opportunity(cls, actor, opportunity, number=None, revision=1):
         """A draft quote with the opportunity's lines, customer, validity and payment terms."""

@@ -1,4 +1,8 @@
 """Company settings (the block on documents) and gapless number sequences."""
+import hashlib
+import re
+import xml.etree.ElementTree as ElementTree
+
 from peewee import BlobField, CharField, Check, IntegerField, TextField
 
 from .base import BaseModel, is_postgres
@@ -6,9 +10,17 @@ from .errors import ValidationError
 
 SETTINGS_LIMITS = {"company_name": 200, "address": 1000, "vat_id": 40, "bank_details": 500,
                    "payment_terms_text": 500, "email": 254, "phone": 40}
+SETTINGS_TEXT = ("company_name", "address", "vat_id", "bank_details", "payment_terms_text")
+SETTINGS_DAYS = {"quote_validity_days": (1, 3650), "payment_terms_days": (0, 3650),
+                 "rot_days_develop": (1, 365), "rot_days_propose": (1, 365), "rot_days_close": (1, 365)}
+LOGO_MAX_BYTES = 512 * 1024
+LOGO_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
+_SVG_FORBIDDEN = re.compile(rb"<!doctype|<!entity|<script|<foreignobject|javascript:|\son[a-z]+\s*=", re.I)
 
 
 class Settings(BaseModel):
+    record_type = "settings"
+
     company_name = CharField(max_length=200, default="My Company")
     address = TextField(default="")
     vat_id = CharField(max_length=40, default="")
@@ -45,13 +57,108 @@ class Settings(BaseModel):
         for name, limit in SETTINGS_LIMITS.items():
             if len(getattr(self, name) or "") > limit:
                 errors[name] = f"At most {limit} characters."
-        if not (self.currency or "").isalpha() or len(self.currency) != 3:
+        currency = self.currency or ""
+        if not (currency.isascii() and currency.isalpha() and currency.isupper()) or len(currency) != 3:
             errors["currency"] = "Use a three-letter ISO code such as EUR."
-        for name in ("quote_validity_days", "payment_terms_days"):
-            if not 0 <= int(getattr(self, name)) <= 3650:
-                errors[name] = "Between 0 and 3650 days."
+        for name, (low, high) in SETTINGS_DAYS.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or not low <= value <= high:
+                errors[name] = f"Between {low} and {high} days."
+        if self.logo is not None and (self.logo_mime not in LOGO_TYPES or len(self.logo) > LOGO_MAX_BYTES):
+            errors["logo"] = "The logo must be a PNG, JPEG or SVG image of at most 512 KB."
         if errors:
             raise ValidationError("Settings are not valid.", errors)
+
+    @staticmethod
+    def sniff_logo(data):
+        """The MIME type of an uploaded logo, judged by its bytes (not its name); ValidationError if unfit."""
+        def refuse(message):
+            raise ValidationError("The logo could not be used.", {"logo": message})
+        if not data:
+            refuse("The file is empty.")
+        if len(data) > LOGO_MAX_BYTES:
+            refuse(f"The file is {len(data) // 1024} KB; a logo may be at most 512 KB.")
+        if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
+            return "image/png"
+        if data.startswith(b"\xff\xd8\xff") and len(data) > 4 and 0xc0 <= data[3] <= 0xfe:
+            return "image/jpeg"
+        head = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+        if head.startswith(b"<"):
+            if _SVG_FORBIDDEN.search(data):
+                refuse("This SVG contains scripts, event handlers or entity declarations; save it as a plain SVG.")
+            try:
+                root = ElementTree.fromstring(data)
+            except (ElementTree.ParseError, ValueError):
+                refuse("This SVG file is not well-formed XML.")
+            if root.tag not in ("svg", "{http://www.w3.org/2000/svg}svg"):
+                refuse("This XML file is not an SVG image.")
+            return "image/svg+xml"
+        refuse("Upload a PNG, JPEG or SVG image (the file content is not one of these).")
+
+    @property
+    def logo_description(self):
+        """The logo as history shows it: type, size and fingerprint (None when there is none)."""
+        if self.logo is None:
+            return None
+        return f"{self.logo_mime}, {len(self.logo)} bytes, {self.logo_etag}"
+
+    @property
+    def logo_etag(self):
+        """A short fingerprint of the stored logo (for caching and cache-busting the image URL)."""
+        return hashlib.sha256(self.logo).hexdigest()[:16] if self.logo else None
+
+    def save_changes(self, actor, data, logo=None, remove_logo=False):
+        """Validate and save the company settings form; one history event naming what changed.
+
+        `logo` is the uploaded file's bytes (None: keep the stored one). Returns True when something changed.
+        """
+        from .base import write_transaction
+        from .history import HistoryEvent
+        from .validation import Cleaner
+        c = Cleaner(data)
+        for name in SETTINGS_TEXT:
+            c.text(name, SETTINGS_LIMITS[name], required=name == "company_name",
+                   multiline=name in ("address", "bank_details", "payment_terms_text"))
+        c.email("email")
+        c.phone("phone")
+        c.text("currency", 3, required=True)
+        for name, (low, high) in SETTINGS_DAYS.items():
+            c.integer(name, required=True, minimum=low, maximum=high)
+        values = c.values
+        errors = dict(c.errors)
+        if "currency" in values:
+            values["currency"] = values["currency"].upper()
+            if not re.fullmatch(r"[A-Z]{3}", values["currency"]):
+                errors["currency"] = "Use a three-letter ISO code such as EUR."
+        mime = None
+        if logo is not None:
+            try:
+                mime = self.sniff_logo(logo)
+            except ValidationError as exc:
+                errors.update(exc.fields)
+        if errors:
+            raise ValidationError("The settings could not be saved.", errors)
+        with write_transaction():
+            fresh = type(self).get_locked(self.id)
+            changes = {}
+            for name, value in values.items():
+                if getattr(fresh, name) != value:
+                    changes[name] = (getattr(fresh, name), value)
+                    setattr(fresh, name, value)
+            old_logo = fresh.logo_description
+            if mime is not None:
+                fresh.logo, fresh.logo_mime = bytes(logo), mime
+            elif remove_logo:
+                fresh.logo, fresh.logo_mime = None, None
+            if fresh.logo_description != old_logo:
+                changes["logo"] = (old_logo, fresh.logo_description)
+            fresh.validate()
+            if not changes:
+                return False
+            fresh.save()
+            HistoryEvent.write(actor, fresh, "update", changes)
+        self.__data__ = dict(fresh.__data__)
+        return True
 
 
 class NumberSequence(BaseModel):

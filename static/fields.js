@@ -5,11 +5,13 @@
     var form = event.target.closest && event.target.closest(".ifield-form");
     if (!form) return;
     event.preventDefault();
+    form.dataset.cancelled = "1";
     var cancel = form.querySelector(".ifield-cancel");
     if (cancel) cancel.click();
   });
   document.addEventListener("change", function (event) {
     var form = event.target.closest && event.target.closest(".ifield-form");
-    if (form && event.target.tagName !== "TEXTAREA") form.requestSubmit();
+    if (!form || form.dataset.cancelled || !form.isConnected || event.target.tagName === "TEXTAREA") return;
+    form.requestSubmit();
   });
 })();

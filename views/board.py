@@ -141,7 +141,7 @@ def card_refresh(record):
     header = column_headers(flt)[fresh.column]
     html = render_template("board/_card.html", card=fresh, oob_replace=True, **_card_context(flt, [fresh]))
     html += render_template("board/_header.html", header=header, oob=True, **_card_context(flt, []))
-    return Markup(html)
+    return html
 
 
 def card_update(record, columns):

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field as dc_field
 from decimal import Decimal
 
 from flask import abort, g, redirect, render_template, request, url_for
-from markupsafe import Markup
 
 from models import DomainError, StaleVersion, ValidationError
 
@@ -133,5 +132,5 @@ def register_fields(bp, model, kind, prefix, fields, on_saved=None):
 
 
 def _version_oob(kind, record):
-    return Markup(f'<input type="hidden" id="version-{kind}-{record.id}" name="version" '
-                  f'value="{int(record.version)}" hx-swap-oob="true">')
+    return (f'<input type="hidden" id="version-{kind}-{record.id}" name="version" '
+            f'value="{int(record.version)}" hx-swap-oob="true">')

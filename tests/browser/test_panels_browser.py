@@ -1,0 +1,81 @@
+"""Detail panels in a real browser: inline editing, the line editor, activities."""
+from models import Lead, Opportunity, Product, User, db
+
+
+def _deal(owner):
+    with db.connection_context():
+        actor = User.get(User.email == owner.email)
+        lead = Lead.create_lead(actor, name="Jonas Weber", company="Weber Logistik", email="jonas@weber.example",
+                                topic="Fleet tablets", budget_amount="8000", purchase_timeframe="this quarter")
+        opp = lead.qualify(actor)
+        Product.create_product(actor, sku="TAB-10", name="Rugged tablet", list_price="640.00", tax_rate="19")
+        Product.create_product(actor, sku="DOCK-2", name="Vehicle dock", list_price="120.00", tax_rate="19")
+        return Opportunity.get_by_id(opp.id)
+
+
+def test_inline_edit_valid_and_invalid(page, user, screenshot):
+    opp = _deal(user)
+    page.goto(f"{page.base}/board?panel=opportunity:{opp.id}")
+    field = page.locator(f"#field-opportunity-{opp.id}-probability")
+    field.locator(".ifield-value").click()
+    field = page.locator(f"#field-opportunity-{opp.id}-probability")
+    field.locator("input[name=probability]").fill("140")
+    field.locator("input[name=probability]").press("Enter")
+    error = page.locator(f"#field-opportunity-{opp.id}-probability-error")
+    error.wait_for()
+    assert "from 0 to 100" in error.inner_text()
+    screenshot(page, "panel-field-error")
+    page.locator(f"#field-opportunity-{opp.id}-probability input[name=probability]").fill("35")
+    page.locator(f"#field-opportunity-{opp.id}-probability input[name=probability]").press("Enter")
+    page.locator(f"#field-opportunity-{opp.id}-probability .ifield-value").wait_for()
+    assert page.locator(f"#field-opportunity-{opp.id}-probability .ifield-value").inner_text() == "35"
+    page.wait_for_function(
+        f"document.querySelector('#card-opportunity-{opp.id}') && "
+        f"document.querySelector('#head-develop [data-weighted]').dataset.weighted === '2800.00'")
+    topic = page.locator(f"#field-opportunity-{opp.id}-topic")
+    topic.locator(".ifield-value").click()
+    page.locator(f"#field-opportunity-{opp.id}-topic input[name=topic]").fill("Something else")
+    page.locator(f"#field-opportunity-{opp.id}-topic input[name=topic]").press("Escape")
+    page.locator(f"#field-opportunity-{opp.id}-topic .ifield-value").wait_for()
+    assert page.locator(f"#field-opportunity-{opp.id}-topic .ifield-value").inner_text() == "Fleet tablets"
+    with db.connection_context():
+        fresh = Opportunity.get_by_id(opp.id)
+        assert (fresh.probability, fresh.topic) == (35, "Fleet tablets")
+    assert page.console_errors == []
+
+
+def test_add_lines_and_see_totals_change(page, user, screenshot):
+    opp = _deal(user)
+    page.goto(f"{page.base}/opportunities/{opp.id}")
+    lines = page.locator(f"#lines-opportunity-{opp.id}")
+    lines.locator('input[name="q"]').fill("tablet")
+    page.locator(".product-pick", has_text="Rugged tablet").click()
+    page.wait_for_function(f"document.querySelector('#lines-opportunity-{opp.id} [data-net]').dataset.net === '640.00'")
+    qty = page.locator(f"#lines-opportunity-{opp.id} input[name='quantity']").first
+    qty.fill("5")
+    qty.press("Tab")
+    page.wait_for_function(f"document.querySelector('#lines-opportunity-{opp.id} [data-gross]').dataset.gross === '3808.00'")
+    free = page.locator(f"#lines-opportunity-{opp.id} .free-line")
+    free.locator('input[name="description"]').fill("Rollout workshop")
+    free.locator('input[name="unit_price"]').fill("450")
+    free.locator('input[name="tax_rate"]').fill("7")
+    free.locator("button").click()
+    page.wait_for_function(f"document.querySelector('#lines-opportunity-{opp.id} [data-net]').dataset.net === '3650.00'")
+    assert "Tax 7 %" in page.locator(f"#lines-opportunity-{opp.id} tfoot").inner_text()
+    screenshot(page, "panel-lines")
+    with db.connection_context():
+        assert [l.description for l in Opportunity.get_by_id(opp.id).line_rows()] == ["Rugged tablet", "Rollout workshop"]
+    assert page.console_errors == []
+
+
+def test_log_a_task_and_see_it_on_the_timeline(page, user):
+    opp = _deal(user)
+    page.goto(f"{page.base}/board?panel=opportunity:{opp.id}")
+    form = page.locator(f"#activity-form-opportunity-{opp.id}")
+    form.locator('select[name="kind"]').select_option("task")
+    form.locator('input[name="subject"]').fill("Send the rollout plan")
+    form.locator('input[name="due_date"]').fill("2030-02-01")
+    form.locator("button").click()
+    page.locator(f"#timeline-opportunity-{opp.id}", has_text="Send the rollout plan").wait_for()
+    page.locator(f"#card-opportunity-{opp.id} .next-activity").wait_for()
+    assert "1 Feb 2030" in page.locator(f"#card-opportunity-{opp.id} .next-activity").inner_text()
