@@ -242,3 +242,79 @@ def test_opportunity_list_filters(logged_in, user):
     assert 'data-record="opportunity:' not in logged_in.get("/opportunities?status=won").get_data(as_text=True)
     bad = logged_in.get("/opportunities?close_from=2030-13-45")
     assert bad.status_code == 200 and "Enter a date" in bad.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("topic", "", "required"),
+    ("topic", "y" * 201, "At most 200"),
+    ("estimated_revenue", "12,3,4", "Enter a number"),
+    ("estimated_revenue", "9" * 40, "too long"),
+    ("estimated_revenue", "-0.01", "at least 0"),
+    ("probability", "101", "from 0 to 100"),
+    ("probability", "1.5", "whole number"),
+    ("estimated_close_date", "1999-12-31", "between"),
+    ("estimated_close_date", "2101-01-01", "between"),
+    ("estimated_close_date", "tomorrow", "YYYY-MM-DD"),
+    ("account", "999999", "Unknown account"),
+    ("contact", "lead:1", "Unknown contact"),
+    ("revenue_mode", "guessed", "Choose one of"),
+])
+def test_opportunity_fields_refuse_bad_input(logged_in, user, field, value, message):
+    opp, _ = _deal(user)
+    resp = logged_in.hx_post(f"/opportunities/{opp.id}/fields/{field}", {field: value, "version": str(opp.version)})
+    assert resp.status_code == 422 and message in resp.get_data(as_text=True)
+    with db.connection_context():
+        assert Opportunity.get_by_id(opp.id).version == opp.version
+
+
+def test_switching_revenue_to_calculated_follows_the_lines(logged_in, user):
+    opp, _ = _deal(user)
+    resp = logged_in.hx_post(f"/opportunities/{opp.id}/fields/revenue_mode",
+                             {"revenue_mode": "calculated", "version": str(opp.version)})
+    assert resp.status_code == 200
+    with db.connection_context():
+        assert Opportunity.get_by_id(opp.id).estimated_revenue == Decimal("399.80")
+
+
+def _state(user, state):
+    """A card in a given state, built through the rules."""
+    opp, _ = _deal(user)
+    with db.connection_context():
+        actor = _actor(user)
+        if state in ("propose", "close", "fulfill", "invoiced"):
+            opp.move_to(actor, "propose")
+        if state in ("close", "fulfill", "invoiced"):
+            opp.move_to(actor, "close", activate_quote="1")
+        if state in ("fulfill", "invoiced"):
+            opp.move_to(actor, "fulfill", actual_revenue="399.80",
+                        actual_close_date=str(opp.win_defaults()["actual_close_date"]))
+        if state == "invoiced":
+            opp.move_to(actor, "invoiced")
+        if state == "lost":
+            opp.move_to(actor, "lost", close_reason="price")
+        return Opportunity.get_by_id(opp.id)
+
+
+@pytest.mark.parametrize("state,target,status", [
+    ("develop", "propose", 200), ("develop", "close", 422), ("develop", "fulfill", 422), ("develop", "lost", 422),
+    ("develop", "qualify", 409), ("develop", "invoiced", 422),
+    ("propose", "develop", 200), ("propose", "close", 422), ("propose", "fulfill", 422),
+    ("close", "propose", 200), ("close", "fulfill", 422), ("close", "develop", 200),
+    ("fulfill", "invoiced", 200), ("fulfill", "close", 409), ("fulfill", "lost", 409),
+    ("invoiced", "fulfill", 409), ("invoiced", "develop", 409),
+    ("lost", "develop", 200), ("lost", "propose", 409), ("lost", "qualify", 409),
+])
+def test_panel_actions_allowed_and_refused_by_state(logged_in, user, state, target, status):
+    opp = _state(user, state)
+    with db.connection_context():
+        before = (opp.version, HistoryEvent.select().count())
+    resp = logged_in.hx_post("/board/move", {"record": f"opportunity:{opp.id}", "to": target,
+                                             "version": str(opp.version), "panel": "1"})
+    assert resp.status_code == status, resp.get_data(as_text=True)[:300]
+    with db.connection_context():
+        fresh = Opportunity.get_by_id(opp.id)
+        if status == 200:
+            assert fresh.column == target or (state == "lost" and fresh.column == "develop")
+            assert 'id="panel"' in resp.get_data(as_text=True)
+        else:
+            assert (fresh.version, HistoryEvent.select().count()) == before
