@@ -27,12 +27,12 @@ def register(app: Flask):
 
     from models.board import card_facts
 
-    from . import (accounts, activities, auth, board, contacts, invoices, leads, opportunities, orders, products,
-                   quotes, search, settings)
+    from . import (accounts, activities, auth, board, contacts, documents, invoices, leads, opportunities, orders,
+                   products, quotes, search, settings)
     from .common import register_error_handlers
 
     for module in (auth, board, leads, opportunities, activities, products, quotes, orders, invoices, accounts,
-                   contacts, settings, search):
+                   contacts, settings, search, documents):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
 
