@@ -240,3 +240,16 @@ def test_column_checklist_shows_on_hover_and_keyboard_focus(page, user):
     page.locator("#head-qualify h2").hover()
     page.locator("#head-propose .checklist").hover()
     assert page.locator("#check-propose").is_visible()
+
+
+def test_a_failed_move_request_puts_the_card_back_with_a_message(page, user):
+    lead = _lead(user, budget_amount="900", purchase_timeframe="this year")
+    page.goto(f"{page.base}/board")
+    page.route("**/board/move", lambda route: route.fulfill(status=500, body="boom"))
+    page.console_errors.clear()
+    _card(page, "lead", lead.id).drag_to(_column(page, "develop"))
+    page.locator(".toast-error", has_text="did not reach the server").wait_for()
+    _column(page, "qualify").locator(f'[data-record="lead:{lead.id}"]').wait_for()
+    assert _column(page, "develop").locator(f'[data-record="lead:{lead.id}"]').count() == 0
+    with db.connection_context():
+        assert Lead.get_by_id(lead.id).status == "open"
