@@ -9,6 +9,18 @@ from .validation import Cleaner
 COUNTRY_DEFAULT = "DE"
 
 
+def _clean_country(c):
+    """A two-letter country code (ISO 3166), stored upper-case: documents and e-invoices need it so."""
+    c.text("country", 2)
+    country = c.values.get("country")
+    if country:
+        if len(country) != 2 or not country.isascii() or not country.isalpha():
+            del c.values["country"]
+            c.fail("country", "Use a two-letter country code such as DE.")
+        else:
+            c.values["country"] = country.upper()
+
+
 def _deals(field_name, record, limit=50):
     """The opportunities, quotes, orders and invoices whose `field_name` (account/contact) is `record`."""
     from .invoice import Invoice
@@ -23,7 +35,29 @@ def _deals(field_name, record, limit=50):
     return result
 
 
-class Account(Tracked, BaseModel):
+class Postal:
+    """Address fields shared by accounts and contacts."""
+
+    @property
+    def display_name(self):
+        return self.name
+
+    @property
+    def address_lines(self):
+        """Street, postal code + city, country: the lines of a postal address."""
+        city = " ".join(p for p in (self.postal_code, self.city) if p)
+        return [line for line in (self.street, city, self.country) if line]
+
+    @staticmethod
+    def clean_postal(c):
+        """Add the address fields to a Cleaner."""
+        c.text("street", 200)
+        c.text("postal_code", 20)
+        c.text("city", 100)
+        _clean_country(c)
+
+
+class Account(Postal, Tracked, BaseModel):
     record_type = "account"
 
     name = CharField(max_length=200, index=True)
@@ -40,16 +74,6 @@ class Account(Tracked, BaseModel):
     created_at = DateTimeField(default=now)
     updated_at = DateTimeField(default=now)
 
-    @property
-    def display_name(self):
-        return self.name
-
-    @property
-    def address_lines(self):
-        """Street, postal code + city, country: the lines of a postal address."""
-        city = " ".join(p for p in (self.postal_code, self.city) if p)
-        return [line for line in (self.street, city, self.country) if line]
-
     @staticmethod
     def clean(data, partial=False):
         """Validate account input; returns the cleaned values."""
@@ -59,10 +83,7 @@ class Account(Tracked, BaseModel):
         c.email("email")
         c.phone("phone")
         c.text("website", 200)
-        c.text("street", 200)
-        c.text("postal_code", 20)
-        c.text("city", 100)
-        c.text("country", 2)
+        Postal.clean_postal(c)
         return c.raise_if_errors("The account could not be saved.")
 
     @classmethod
@@ -89,7 +110,7 @@ class Account(Tracked, BaseModel):
         return cls.select().where(fn.LOWER(fn.TRIM(cls.name)) == key).order_by(cls.id)
 
 
-class Contact(Tracked, BaseModel):
+class Contact(Postal, Tracked, BaseModel):
     record_type = "contact"
 
     name = CharField(max_length=200)
@@ -107,15 +128,6 @@ class Contact(Tracked, BaseModel):
     created_at = DateTimeField(default=now)
     updated_at = DateTimeField(default=now)
 
-    @property
-    def display_name(self):
-        return self.name
-
-    @property
-    def address_lines(self):
-        city = " ".join(p for p in (self.postal_code, self.city) if p)
-        return [line for line in (self.street, city, self.country) if line]
-
     @staticmethod
     def clean(data, partial=False):
         """Validate contact input; returns the cleaned values."""
@@ -125,10 +137,7 @@ class Contact(Tracked, BaseModel):
         c.email("email")
         c.phone("phone")
         c.record("account", Account, label="account")
-        c.text("street", 200)
-        c.text("postal_code", 20)
-        c.text("city", 100)
-        c.text("country", 2)
+        Postal.clean_postal(c)
         c.text("notes", 5000, multiline=True)
         return c.raise_if_errors("The contact could not be saved.")
 

@@ -29,6 +29,19 @@ class Cleaner:
     def _blank(self, value):
         return value is None or (isinstance(value, str) and not value.strip())
 
+    def _filled(self, name, required, key):
+        """The raw input when given and not blank; a blank is stored as None (or flagged if required)."""
+        raw = self._raw(name)
+        if raw is _MISSING:
+            return _MISSING
+        if self._blank(raw):
+            if required:
+                self.errors[name] = "This field is required."
+            else:
+                self._store(name, key, None)
+            return _MISSING
+        return raw
+
     def _store(self, name, key, value):
         self.values[key or name] = value
 
@@ -73,14 +86,8 @@ class Cleaner:
             self._store(name, key, value)
 
     def decimal(self, name, places=2, required=False, minimum=None, maximum=None, key=None):
-        raw = self._raw(name)
+        raw = self._filled(name, required, key)
         if raw is _MISSING:
-            return
-        if self._blank(raw):
-            if required:
-                self.errors[name] = "This field is required."
-            else:
-                self._store(name, key, None)
             return
         try:
             self._store(name, key, parse_decimal(raw, places, minimum, maximum))
@@ -91,14 +98,8 @@ class Cleaner:
         self.decimal(name, 2, required, minimum, 10 ** 12, key)
 
     def date(self, name, required=False, minimum=MIN_DATE, maximum=MAX_DATE, key=None):
-        raw = self._raw(name)
+        raw = self._filled(name, required, key)
         if raw is _MISSING:
-            return
-        if self._blank(raw):
-            if required:
-                self.errors[name] = "This field is required."
-            else:
-                self._store(name, key, None)
             return
         if isinstance(raw, datetime.datetime):
             value = raw.date()
@@ -138,14 +139,8 @@ class Cleaner:
         self._store(name, key, value)
 
     def integer(self, name, required=False, minimum=None, maximum=None, key=None):
-        raw = self._raw(name)
+        raw = self._filled(name, required, key)
         if raw is _MISSING:
-            return
-        if self._blank(raw):
-            if required:
-                self.errors[name] = "This field is required."
-            else:
-                self._store(name, key, None)
             return
         try:
             text = str(raw).strip()
@@ -162,14 +157,8 @@ class Cleaner:
 
     def record(self, name, model, required=False, key=None, label="record"):
         """A foreign id that must name an existing row of `model`."""
-        raw = self._raw(name)
+        raw = self._filled(name, required, key)
         if raw is _MISSING:
-            return
-        if self._blank(raw):
-            if required:
-                self.errors[name] = "This field is required."
-            else:
-                self._store(name, key, None)
             return
         if isinstance(raw, model):
             self._store(name, key, raw)

@@ -7,6 +7,16 @@ import pytest
 from models import Activity, HistoryEvent, Lead, Opportunity, OpportunityLine, Product, User, db
 
 
+def complete_invoicing_data(opp):
+    """The company block and the customer's address that an e-invoice needs."""
+    from models import Account, Settings
+    settings = Settings.load()
+    settings.company_name, settings.address, settings.vat_id = "Seller GmbH", "Hauptstr. 1\n70173 Stuttgart\nDE", "DE123456789"
+    settings.save()
+    Account.update(street="Hafenweg 2", postal_code="20457", city="Hamburg", country="DE").where(
+        Account.id == opp.account_id).execute()
+
+
 def _actor(user):
     return User.get_by_id(user.id)
 
@@ -288,6 +298,8 @@ def _state(user, state):
         if state in ("fulfill", "invoiced"):
             opp.move_to(actor, "fulfill", actual_revenue="399.80",
                         actual_close_date=str(opp.win_defaults()["actual_close_date"]))
+        if state in ("fulfill", "invoiced"):
+            complete_invoicing_data(opp)
         if state == "invoiced":
             opp.move_to(actor, "invoiced")
         if state == "lost":

@@ -347,3 +347,23 @@ def test_dialog_carries_earlier_answers_to_the_next_question(logged_in, user):
     assert third.status_code == 200
     with db.connection_context():
         assert Opportunity.get_by_id(opp.id).column == "close"
+
+
+def test_invoicing_without_company_data_is_refused_with_every_reason_not_a_500(logged_in, user):
+    lead = _ready_lead(user)
+    with db.connection_context():
+        actor = User.get_by_id(user.id)
+        opp = Lead.get_by_id(lead.id).qualify(actor)
+        product = Product.create_product(actor, sku="W-1", name="Widget", list_price="10")
+        opp.add_line(actor, product=product.id)
+        opp.move_to(actor, "close", activate_quote="1")
+        opp.move_to(actor, "fulfill", actual_revenue="10", actual_close_date=str(opp.win_defaults()["actual_close_date"]))
+        opp = Opportunity.get_by_id(opp.id)
+    resp = logged_in.hx_post("/board/move", {"record": f"opportunity:{opp.id}", "to": "invoiced",
+                                             "version": str(opp.version)})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert "<dialog" not in html and "settings" in html.lower()
+    with db.connection_context():
+        fresh = Opportunity.get_by_id(opp.id)
+        assert fresh.column == "fulfill" and fresh.version == opp.version

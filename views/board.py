@@ -165,7 +165,7 @@ def _dialog(record, target, exc, version, status, form=None):
     fields = list(exc.fields) if isinstance(exc, RuleNotMet) else \
         [f for f in (form or {}).get("dialog_fields", "").split(",") if f in FIELD_SPECS]
     optional = list(getattr(exc, "optional", ()))
-    if not fields:
+    if not fields or any(f not in FIELD_SPECS for f in fields):
         return None
     context = {"record": record, "record_key": f"{record.record_type}:{record.id}", "target": target,
                "version": version, "fields": fields, "optional": optional, "specs": FIELD_SPECS,
@@ -204,7 +204,7 @@ def move():
         response = _dialog(fresh, target, exc, version, 422, form)
         if response is not None:
             return response
-        return _refused(flt, fresh, old_key, exc, 422)
+        return _refused(flt, fresh, old_key, _explained(exc), 422)
     except (StaleVersion, NotAllowed) as exc:
         return _refused(flt, type(record).get_by_id(record.id), old_key, exc, 409)
     moved = result.record
@@ -220,6 +220,12 @@ def move():
     if form.get("panel"):
         body += _panel_html(moved, oob=True)
     return render_fragment(body, 200, toast={"message": f"{moved.title}: {message}", "kind": "info", "undo": undo})
+
+
+def _explained(exc):
+    """A refusal whose missing data cannot be asked in the dialog (e.g. company settings): say all of it."""
+    details = " ".join(dict.fromkeys(exc.fields.values()))
+    return NotAllowed(f"{exc.message} {details}".strip())
 
 
 def _skip_error(exc, target):
