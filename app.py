@@ -39,6 +39,7 @@ def load_config(config=None):
         "HOST": "127.0.0.1",
         "PORT": 5000,
         "BOARD_PAGE_SIZE": 25,
+        "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
         "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

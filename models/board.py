@@ -71,10 +71,10 @@ class BoardFilter:
         if self.close_to:
             cond &= O.estimated_close_date <= self.close_to
         if self.q:
-            like = f"%{self.q.lower()}%"
-            cond &= ((fn.LOWER(O.topic) ** like)
-                     | O.account.in_(Account.select(Account.id).where(fn.LOWER(Account.name) ** like))
-                     | O.contact.in_(Contact.select(Contact.id).where(fn.LOWER(Contact.name) ** like)))
+            like = self.q.lower()
+            cond &= (fn.LOWER(O.topic).contains(like)
+                     | O.account.in_(Account.select(Account.id).where(fn.LOWER(Account.name).contains(like)))
+                     | O.contact.in_(Contact.select(Contact.id).where(fn.LOWER(Contact.name).contains(like))))
         if not self.show_old and column in (None, "lost", "invoiced"):
             from .invoice import Invoice
             cutoff = today() - datetime.timedelta(days=RECENT_DAYS)
@@ -90,8 +90,8 @@ class BoardFilter:
         if self.owner_id:
             cond &= L.owner == self.owner_id
         if self.q:
-            like = f"%{self.q.lower()}%"
-            cond &= ((fn.LOWER(L.name) ** like) | (fn.LOWER(L.company) ** like) | (fn.LOWER(L.topic) ** like))
+            like = self.q.lower()
+            cond &= (fn.LOWER(L.name).contains(like) | fn.LOWER(L.company).contains(like) | fn.LOWER(L.topic).contains(like))
         if self.close_from or self.close_to:
             cond &= L.id.is_null()
         if not self.show_old:

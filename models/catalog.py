@@ -44,14 +44,25 @@ class Product(Tracked, BaseModel):
     @classmethod
     def create_product(cls, actor, **data):
         """Create a product (SKU unique) with a history event."""
-        values = cls.clean(data)
-        if cls.select().where(cls.sku == values["sku"]).exists():
-            from .errors import ValidationError
-            raise ValidationError("The product could not be saved.",
-                                  {"sku": "Another product already uses this SKU."})
-        with write_transaction():
-            product = cls.create(**values)
-            HistoryEvent.write(actor, product, "create")
+        from peewee import IntegrityError
+
+        from .errors import ValidationError
+        taken = {"sku": "Another product already uses this SKU."}
+        sku = str(data.get("sku") or "").strip()
+        try:
+            values = cls.clean(data)
+        except ValidationError as exc:
+            if sku and "sku" not in exc.fields and cls.select().where(cls.sku == sku).exists():
+                exc.fields.update(taken)
+            raise
+        try:
+            with write_transaction():
+                if cls.select().where(cls.sku == values["sku"]).exists():
+                    raise ValidationError("The product could not be saved.", taken)
+                product = cls.create(**values)
+                HistoryEvent.write(actor, product, "create")
+        except IntegrityError:
+            raise ValidationError("The product could not be saved.", taken) from None
         return product
 
     def prepare_update(self, values):
@@ -71,8 +82,12 @@ class Product(Tracked, BaseModel):
 
     def open_opportunity_lines(self):
         """Lines of open opportunities that use this product (where it is in play now)."""
+        from peewee import JOIN
+
         from .opportunity import Opportunity, OpportunityLine
-        return (OpportunityLine.select(OpportunityLine, Opportunity)
+        from .party import Account
+        return (OpportunityLine.select(OpportunityLine, Opportunity, Account.id, Account.name)
                 .join(Opportunity, on=(OpportunityLine.document == Opportunity.id))
+                .join(Account, JOIN.LEFT_OUTER, on=(Opportunity.account == Account.id))
                 .where((OpportunityLine.product == self.id) & (Opportunity.status == "open"))
                 .order_by(Opportunity.estimated_close_date.asc(nulls="LAST"), OpportunityLine.id))

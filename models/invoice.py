@@ -125,6 +125,8 @@ class Invoice(Tracked, HasLines, BaseModel):
             missing["line"] = "Add at least one line."
         if not self.account_id and not self.contact_id:
             missing["customer"] = "Choose the customer."
+        from .documents import issue_missing
+        missing.update(issue_missing(self, Settings.load()))
         return missing
 
     def issue(self, actor, expected_version=None, issue_date=None, sync=True):
@@ -135,6 +137,8 @@ class Invoice(Tracked, HasLines, BaseModel):
         c = Cleaner({"issue_date": issue_date})
         c.date("issue_date", maximum=today() + datetime.timedelta(days=1))
         issued_on = c.raise_if_errors("The invoice could not be issued.").get("issue_date") or today()
+        from .documents import freeze, missing_summary, warm_up
+        warm_up()
         with write_transaction():
             self.reload_locked()
             if self.status in ("issued", "paid"):
@@ -144,7 +148,7 @@ class Invoice(Tracked, HasLines, BaseModel):
             self.check_version(expected_version)
             missing = self.issue_missing()
             if missing:
-                raise RuleNotMet("The invoice is not ready to issue.", missing)
+                raise RuleNotMet(f"The invoice is not ready to issue: {missing_summary(missing)}.", missing)
             sequence = NumberSequence.next_value(f"invoice-{issued_on.year}")
             self.year, self.sequence = issued_on.year, sequence
             self.number = self.format_number(issued_on.year, sequence)
@@ -152,8 +156,10 @@ class Invoice(Tracked, HasLines, BaseModel):
             self.issue_date = issued_on
             self.due_date = issued_on + datetime.timedelta(days=self.payment_terms_days)
             self.refresh_totals()
+            pdf_sha256 = freeze(self)
             self.save_version()
-            HistoryEvent.write(actor, self, "issue", {"status": ("draft", "issued"), "number": (None, self.number)})
+            HistoryEvent.write(actor, self, "issue", {"status": ("draft", "issued"), "number": (None, self.number),
+                                                      "pdf_sha256": (None, pdf_sha256)})
             if sync:
                 Opportunity.get_locked(self.opportunity_id).sync_column(actor)
         return True

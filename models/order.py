@@ -96,6 +96,13 @@ class Order(Tracked, HasLines, BaseModel):
             HistoryEvent.write(actor, self, "fulfil", {"status": ("open", "fulfilled")})
         return True
 
+    def fulfil_and_sync(self, actor, expected_version=None):
+        """Fulfil (the order panel's button) and put the deal's card in the column its documents now say."""
+        with write_transaction():
+            changed = self.fulfil(actor, expected_version)
+            Opportunity.get_locked(self.opportunity_id).sync_column(actor)
+        return changed
+
     def cancel(self, actor, expected_version=None, reason=None):
         """Open -> canceled, with a reason; the deal leaves the board."""
         c = Cleaner({"reason": reason or ""})

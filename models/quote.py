@@ -124,6 +124,8 @@ class Quote(Tracked, HasLines, BaseModel):
         c = Cleaner(inputs)
         c.date("valid_until", minimum=today())
         values = {k: v for k, v in c.raise_if_errors("The quote could not be activated.").items() if v}
+        from .documents import freeze, warm_up
+        warm_up()
         with write_transaction():
             self.reload_locked()
             if self.status == "active":
@@ -145,6 +147,7 @@ class Quote(Tracked, HasLines, BaseModel):
             self.status = "active"
             self.activated_at = now()
             self.refresh_totals()
+            changes["pdf_sha256"] = (None, freeze(self))
             self.save_version()
             HistoryEvent.write(actor, self, "activate", changes)
         return True

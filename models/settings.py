@@ -108,10 +108,7 @@ class Settings(BaseModel):
         return hashlib.sha256(self.logo).hexdigest()[:16] if self.logo else None
 
     def save_changes(self, actor, data, logo=None, remove_logo=False):
-        """Validate and save the company settings form; one history event naming what changed.
-
-        `logo` is the uploaded file's bytes (None: keep the stored one). Returns True when something changed.
-        """
+        """Validate and save the settings form (logo: uploaded bytes or None to keep); one event; True if changed."""
         from .base import write_transaction
         from .history import HistoryEvent
         from .validation import Cleaner

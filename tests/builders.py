@@ -4,12 +4,14 @@ import os
 import uuid
 from decimal import Decimal
 
-from models import (Account, Contact, HistoryEvent, Invoice, Lead, Opportunity, Order, Quote, db)
+from models import (Account, Contact, HistoryEvent, Invoice, Lead, Opportunity, Order, Quote, Settings, db)
 from models.base import today
 
 LINE = {"description": "Consulting day", "quantity": "2", "unit_price": "1000.00", "discount_pct": "10",
         "tax_rate": "19"}
 SECOND_LINE = {"description": "Travel", "quantity": "1.5", "unit_price": "80.10", "tax_rate": "7"}
+COMPANY_POSTAL = {"address": "Gutenbergstraße 14\n70176 Stuttgart\nGermany", "vat_id": "DE287654321"}
+CUSTOMER_ADDRESS = {"street": "Hafenstraße 3", "postal_code": "20457", "city": "Hamburg", "country": "DE"}
 
 
 def tag():
@@ -34,9 +36,20 @@ def make_lead(actor, **overrides):
 def make_opportunity(actor, lines=(), **lead_overrides):
     """A qualified lead's opportunity in Develop, with the given lines added."""
     opportunity = make_lead(actor, **lead_overrides).qualify(actor)
+    add_postal_data(opportunity)
     for line in lines:
         opportunity.add_line(actor, **line)
     return fresh(opportunity)
+
+
+def add_postal_data(opportunity):
+    """The postal data an issued e-invoice needs: the company's address and VAT id, the customer's address."""
+    settings = Settings.load()
+    blank = {name: value for name, value in COMPANY_POSTAL.items() if not getattr(settings, name)}
+    if blank:
+        Settings.update(**blank).where(Settings.id == settings.id).execute()
+    party, party_id = (Account, opportunity.account_id) if opportunity.account_id else (Contact, opportunity.contact_id)
+    party.update(**CUSTOMER_ADDRESS).where((party.id == party_id) & (party.street == "")).execute()
 
 
 def make_proposed(actor, lines=(LINE,), **lead_overrides):

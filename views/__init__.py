@@ -15,7 +15,8 @@ ACTION_LABELS = {"create": "created it", "update": "edited it", "qualify": "qual
                  "update_line": "changed a line", "remove_line": "removed a line"}
 NAV = [("board.board", "Board"), ("leads.index", "Leads"), ("opportunities.index", "Opportunities"),
        ("quotes.index", "Quotes"), ("orders.index", "Orders"), ("invoices.index", "Invoices"),
-       ("accounts.index", "Accounts"), ("contacts.index", "Contacts"), ("products.index", "Products")]
+       ("accounts.index", "Accounts"), ("contacts.index", "Contacts"), ("products.index", "Products"),
+       ("settings.index", "Settings")]
 RECORD_ENDPOINTS = {"lead": "leads.detail", "opportunity": "opportunities.detail", "quote": "quotes.detail",
                     "order": "orders.detail", "invoice": "invoices.detail", "account": "accounts.detail",
                     "contact": "contacts.detail", "product": "products.detail"}

@@ -3,8 +3,8 @@ from flask import Blueprint, abort, current_app, flash, g, make_response, redire
 
 from markupsafe import Markup
 
-from models import (COLUMNS, Account, Contact, Lead, NotAllowed, NotFound, Opportunity, Product, RuleNotMet, Settings,
-                    StaleVersion, User, ValidationError)
+from models import (COLUMNS, Account, Contact, Invoice, Lead, NotAllowed, NotFound, Opportunity, Order, Product, Quote,
+                    RuleNotMet, StaleVersion, User, ValidationError)
 from models.board import BoardFilter, column_cards, column_headers, invoice_states, next_activities
 from models.lead import DISQUALIFY_REASONS, TIMEFRAMES
 from models.opportunity import CHECKLISTS, COLUMN_LABELS, LOST_REASONS
@@ -31,15 +31,29 @@ def _board_context(flt):
             "owners": list(User.select(User.id, User.name).where(User.active == True).order_by(User.name))}  # noqa: E712
 
 
+def _panel_parts():
+    from . import invoices, leads, opportunities, orders, quotes
+    return {"lead": (Lead, "leads/_panel.html", leads.panel_context),
+            "opportunity": (Opportunity, "opportunities/_panel.html", opportunities.panel_context),
+            "quote": (Quote, "quotes/_panel.html", quotes.quote_context),
+            "order": (Order, "orders/_panel.html", orders.order_context),
+            "invoice": (Invoice, "invoices/_panel.html", invoices.invoice_context)}
+
+
 def _panel_html(record, oob=False):
-    """The detail panel of a lead or opportunity (also used out-of-band after a move)."""
-    from . import leads, opportunities
-    fresh = type(record).get_by_id(record.id)
-    if fresh.record_type == "lead":
-        html = render_template("leads/_panel.html", oob=oob, **leads.panel_context(fresh))
-    else:
-        html = render_template("opportunities/_panel.html", oob=oob, **opportunities.panel_context(fresh))
-    return Markup(html)
+    """The detail panel of a record (also used out-of-band after a move)."""
+    model, template, context = _panel_parts()[record.record_type]
+    fresh = model.get_by_id(record.id)
+    return Markup(render_template(template, oob=oob, **context(fresh)))
+
+
+def _panel_record(key):
+    """'quote:3' -> the record whose panel the board URL asks for (None when unknown)."""
+    kind, _, raw_id = (key or "").partition(":")
+    parts = _panel_parts().get(kind)
+    if parts is None or not raw_id.isdigit() or len(raw_id) > 12:
+        return None
+    return parts[0].get_or_none(parts[0].id == int(raw_id))
 
 
 @bp.get("/board")
@@ -47,12 +61,8 @@ def board():
     """The whole board (the filter form swaps just the board fragment and pushes the URL);
     ?panel=lead:12 opens that record's panel beside it, so a panel can be linked and reloaded."""
     flt = BoardFilter.from_args(request.args, g.user)
-    panel = None
-    if request.args.get("panel"):
-        try:
-            panel = _panel_html(_load_record(request.args["panel"]))
-        except (ValidationError, NotFound):
-            panel = None
+    record = _panel_record(request.args.get("panel"))
+    panel = _panel_html(record) if record is not None else None
     return render("board/board.html", "board/_board.html", panel=panel, **_board_context(flt))
 
 

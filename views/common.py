@@ -14,7 +14,7 @@ csrf = CSRFProtect()
 def render(page_template, fragment_template, status=200, toast=None, push_url=None, retarget=None, reswap=None,
            **context):
     """Render the fragment for an htmx request and the page (which includes it) otherwise."""
-    partial = bool(htmx) and not htmx.boosted and fragment_template is not None
+    partial = bool(htmx) and not htmx.boosted and not htmx.history_restore_request and fragment_template is not None
     body = render_template(fragment_template if partial else page_template, **context)
     if partial and toast:
         body += render_template("_toast.html", toast=toast)
@@ -92,6 +92,10 @@ def register_error_handlers(app):
     @app.errorhandler(400)
     def bad_request(exc):
         return error_response(400, DomainError("The request could not be understood."))
+
+    @app.errorhandler(413)
+    def too_large(exc):
+        return error_response(413, DomainError("The upload is too large (a logo may be at most 512 KB)."))
 
     @app.errorhandler(404)
     def not_found(exc):

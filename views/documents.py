@@ -1,4 +1,40 @@
-"""Documents: quote and invoice PDFs (being built)."""
-from flask import Blueprint
+"""Documents: quote and invoice PDFs at stable URLs; frozen ones are served exactly as stored."""
+from flask import Blueprint, abort, make_response, request
+
+from models import Invoice, Quote
+from models.documents import document_pdf, is_frozen
 
 bp = Blueprint("documents", __name__)
+
+
+def pdf_response(document):
+    """The document's PDF as a download: stored bytes (with their hash as ETag) or a live DRAFT render."""
+    frozen = is_frozen(document)
+    resp = make_response(document_pdf(document))
+    resp.headers["Content-Type"] = "application/pdf"
+    resp.headers["Content-Disposition"] = f'attachment; filename="{document.file_name}"'
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    if frozen:
+        resp.set_etag(document.pdf_sha256)
+        resp.headers["Cache-Control"] = "private, no-cache"
+        return resp.make_conditional(request)
+    resp.headers["Cache-Control"] = "private, no-store"
+    return resp
+
+
+@bp.get("/quotes/<int:quote_id>.pdf")
+def quote_pdf(quote_id):
+    """The quote as PDF (frozen since activation; a draft renders live, marked DRAFT)."""
+    quote = Quote.get_or_none(Quote.id == quote_id)
+    if quote is None:
+        abort(404)
+    return pdf_response(quote)
+
+
+@bp.get("/invoices/<int:invoice_id>.pdf")
+def invoice_pdf(invoice_id):
+    """The invoice as PDF (frozen PDF/A-3b with Factur-X since issue; a draft renders live, marked DRAFT)."""
+    invoice = Invoice.get_or_none(Invoice.id == invoice_id)
+    if invoice is None:
+        abort(404)
+    return pdf_response(invoice)

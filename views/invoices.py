@@ -1,4 +1,123 @@
-"""Invoices: pages and actions (being built)."""
-from flask import Blueprint
+"""Invoices: the detail panel (fields and lines while draft), issue / mark paid / cancel, and the list."""
+from flask import Blueprint, g, request
+from peewee import JOIN, fn
+
+from models import Account, Contact, Invoice, Order
+from models.base import today
+
+from .common import render
+from .inline import Field, register_fields
+from .lines import register_lines
+from .quotes import (Action, DocumentView, Input, customer_sort, document_context, finish_actions, refreshed_parts,
+                     run_action, text_filter)
 
 bp = Blueprint("invoices", __name__)
+
+FIELDS = [
+    Field("payment_terms_days", "Payment terms (days)", "number"),
+    Field("payment_terms", "Payment terms", "textarea", max_length=2000),
+    Field("notes", "Notes", "textarea", max_length=5000),
+]
+STATUSES = ("draft", "issued", "paid", "canceled")
+
+
+def invoice_actions(invoice):
+    """The steps possible now for this invoice."""
+    actions = []
+    if invoice.status == "draft":
+        actions.append(Action("issue", "Issue", "invoices.issue", "primary", submit="Issue",
+                              intro="The next invoice number is allocated and the invoice is frozen."))
+    if invoice.status == "issued":
+        actions.append(Action("paid", "Mark paid", "invoices.mark_paid", "primary", "inline", submit="Mark paid",
+                              inputs=[Input("paid_on", "Paid on", "date", today().isoformat(), True)]))
+    if invoice.status in ("draft", "issued"):
+        keeps = " It keeps its number." if invoice.status == "issued" else ""
+        actions.append(Action("cancel", "Cancel invoice", "invoices.cancel", "danger", "expand",
+                              submit="Cancel the invoice", intro=f"The invoice is canceled.{keeps}",
+                              inputs=[Input("reason", "Reason", "textarea", "", True)]))
+    return actions
+
+
+def invoice_context(invoice, opened=None, failed=None, notice=None):
+    """The invoice panel: number and dates, terms (editable while draft), lines, actions, related, timeline."""
+    return document_context(VIEW, invoice, FIELDS, finish_actions(invoice_actions(invoice), opened, failed), notice)
+
+
+VIEW = DocumentView(Invoice, "invoice", "invoices", "Invoice", invoice_context)
+
+
+def _refreshed(invoice):
+    return refreshed_parts(VIEW, invoice)
+
+
+register_fields(bp, Invoice, "invoice", "invoices", FIELDS, on_saved=_refreshed)
+register_lines(bp, Invoice, "invoice", "invoices", on_saved=_refreshed)
+
+
+@bp.get("/invoices/<int:invoice_id>")
+def detail(invoice_id):
+    """The invoice's panel; a full page when opened directly (?action= opens that action's form)."""
+    invoice = VIEW.load(invoice_id)
+    return render(VIEW.page, VIEW.fragment, **invoice_context(invoice, opened=request.args.get("action")))
+
+
+@bp.post("/invoices/<int:invoice_id>/issue")
+def issue(invoice_id):
+    """Issue the draft: number allocated, document frozen, the deal's card follows."""
+    def step(invoice, version, form):
+        changed = invoice.issue(g.user, version, issue_date=form.get("issue_date") or None)
+        invoice = VIEW.load(invoice.id)
+        return VIEW, invoice, (f"Invoice {invoice.display_number} is issued." if changed
+                               else f"Invoice {invoice.display_number} was already issued.")
+    return run_action(VIEW, invoice_id, "issue", step)
+
+
+@bp.post("/invoices/<int:invoice_id>/paid")
+def mark_paid(invoice_id):
+    """Record the payment on a date (default today)."""
+    def step(invoice, version, form):
+        changed = invoice.mark_paid(g.user, version, paid_on=form.get("paid_on") or None)
+        return VIEW, invoice, (f"Invoice {invoice.display_number} is paid." if changed
+                               else f"Invoice {invoice.display_number} was already paid.")
+    return run_action(VIEW, invoice_id, "paid", step)
+
+
+@bp.post("/invoices/<int:invoice_id>/cancel")
+def cancel(invoice_id):
+    """Cancel the invoice with a reason (an issued one keeps its number)."""
+    def step(invoice, version, form):
+        changed = invoice.cancel(g.user, version, reason=form.get("reason", ""))
+        return VIEW, invoice, (f"Invoice {invoice.display_number} is canceled." if changed
+                               else f"Invoice {invoice.display_number} was already canceled.")
+    return run_action(VIEW, invoice_id, "cancel", step)
+
+
+def _invoice_filters(args):
+    query = (Invoice.select(Invoice, Account.id, Account.name, Contact.id, Contact.name, Order.id, Order.number)
+             .join(Account, JOIN.LEFT_OUTER, on=(Invoice.account == Account.id)).switch(Invoice)
+             .join(Contact, JOIN.LEFT_OUTER, on=(Invoice.contact == Contact.id)).switch(Invoice)
+             .join(Order, on=(Invoice.order == Order.id)))
+    text = text_filter(args)
+    if text:
+        like = text
+        query = query.where(fn.LOWER(Invoice.number).contains(like) | fn.LOWER(Account.name).contains(like)
+                            | fn.LOWER(Contact.name).contains(like))
+    status = args.get("status")
+    if status in STATUSES:
+        query = query.where(Invoice.status == status)
+    elif status == "overdue":
+        query = query.where((Invoice.status == "issued") & (Invoice.due_date < today()))
+    return query
+
+
+@bp.get("/invoices")
+def index():
+    """All invoices, filtered by status, overdue and text (number, customer), sorted and paged."""
+    from . import listing
+    sorts = {"number": Invoice.number, "customer": customer_sort(), "status": Invoice.status,
+             "issued": Invoice.issue_date, "due": Invoice.due_date, "total": Invoice.gross_total,
+             "created": Invoice.created_at}
+    page = listing.paginate(_invoice_filters(request.args), sorts, "-created", tiebreak=Invoice.id.desc(),
+                             per_page=listing.PER_PAGE)
+    return render("invoices/index.html", "invoices/_list.html", page=page, statuses=STATUSES, args=request.args,
+                  today=today())

@@ -89,9 +89,9 @@ def _lead_filters(args):
     query = Lead.select(Lead, User.id, User.name).join(User, JOIN.LEFT_OUTER, on=(Lead.owner == User.id))
     text = (args.get("q") or "").strip().lower()[:100]
     if text:
-        like = f"%{text}%"
-        query = query.where((fn.LOWER(Lead.name) ** like) | (fn.LOWER(Lead.company) ** like)
-                            | (fn.LOWER(Lead.email) ** like) | (fn.LOWER(Lead.topic) ** like))
+        like = text
+        query = query.where(fn.LOWER(Lead.name).contains(like) | fn.LOWER(Lead.company).contains(like)
+                            | fn.LOWER(Lead.email).contains(like) | fn.LOWER(Lead.topic).contains(like))
     status = args.get("status", "open")
     if status in ("open", "qualified", "disqualified"):
         query = query.where(Lead.status == status)

@@ -89,6 +89,6 @@ def product_search(query, limit=8):
     text = (query or "").strip().lower()[:100]
     products = Product.select().where(Product.active == True)  # noqa: E712
     if text:
-        like = f"%{text}%"
-        products = products.where((fn.LOWER(Product.name) ** like) | (fn.LOWER(Product.sku) ** like))
+        like = text
+        products = products.where(fn.LOWER(Product.name).contains(like) | fn.LOWER(Product.sku).contains(like))
     return list(products.order_by(Product.name).limit(limit))

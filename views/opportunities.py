@@ -87,9 +87,9 @@ def _opportunity_filters(args):
     query = Opportunity.card_query()
     text = (args.get("q") or "").strip().lower()[:100]
     if text:
-        like = f"%{text}%"
-        query = query.where((fn.LOWER(Opportunity.topic) ** like) | (fn.LOWER(Account.name) ** like)
-                            | (fn.LOWER(Contact.name) ** like))
+        like = text
+        query = query.where(fn.LOWER(Opportunity.topic).contains(like) | fn.LOWER(Account.name).contains(like)
+                            | fn.LOWER(Contact.name).contains(like))
     status = args.get("status", "open")
     if status in ("open", "won", "lost"):
         query = query.where(Opportunity.status == status)

@@ -1,0 +1,577 @@
+"""Quote and invoice PDFs: Jinja templates under templates/documents/ rendered by WeasyPrint.
+
+Issued documents are frozen: the bytes rendered at activation (quote) / issue (invoice) are stored
+with their SHA-256 and served as stored; anything without stored bytes renders live with a DRAFT
+watermark. Issued invoices are PDF/A-3b carrying their Factur-X (EN 16931) XML.
+
+WeasyPrint is imported on the first render (it costs ~0.7 s) and kept for the life of the process;
+importing this module renders nothing and imports nothing heavy.
+"""
+import base64
+import contextvars
+import datetime
+import hashlib
+import os
+import re
+import threading
+from decimal import Decimal
+
+from .money import format_money
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEMPLATES_DIR = os.path.join(ROOT, "templates")
+STATIC_DIR = os.path.realpath(os.path.join(ROOT, "static"))
+
+EU_COUNTRIES = frozenset("AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split())
+VAT_PREFIX_COUNTRY = {"EL": "GR", "XI": "GB"}
+COUNTRY_NAMES = {
+    "AT": "Austria", "BE": "Belgium", "BG": "Bulgaria", "CH": "Switzerland", "CY": "Cyprus", "CZ": "Czechia",
+    "DE": "Germany", "DK": "Denmark", "EE": "Estonia", "ES": "Spain", "FI": "Finland", "FR": "France",
+    "GB": "United Kingdom", "GR": "Greece", "HR": "Croatia", "HU": "Hungary", "IE": "Ireland", "IS": "Iceland",
+    "IT": "Italy", "LI": "Liechtenstein", "LT": "Lithuania", "LU": "Luxembourg", "LV": "Latvia", "MT": "Malta",
+    "NL": "Netherlands", "NO": "Norway", "PL": "Poland", "PT": "Portugal", "RO": "Romania", "SE": "Sweden",
+    "SI": "Slovenia", "SK": "Slovakia", "US": "United States", "CA": "Canada", "AU": "Australia", "JP": "Japan",
+}
+COUNTRY_CODES = {name.lower(): code for code, name in COUNTRY_NAMES.items()}
+COUNTRY_CODES.update({"deutschland": "DE", "österreich": "AT", "schweiz": "CH", "uk": "GB", "usa": "US",
+                      "united states of america": "US", "the netherlands": "NL", "czech republic": "CZ"})
+
+# Units as typed on lines -> UN/ECE Recommendation 20 codes (BT-130); anything else is C62 ("one").
+UNIT_CODES = {
+    "piece": "H87", "pieces": "H87", "pc": "H87", "pcs": "H87", "each": "H87", "ea": "H87", "item": "H87",
+    "hour": "HUR", "hours": "HUR", "h": "HUR", "hr": "HUR", "hrs": "HUR", "minute": "MIN", "minutes": "MIN",
+    "day": "DAY", "days": "DAY", "week": "WEE", "weeks": "WEE", "month": "MON", "months": "MON",
+    "year": "ANN", "years": "ANN", "yr": "ANN", "kg": "KGM", "g": "GRM", "t": "TNE", "m": "MTR", "km": "KMT",
+    "m2": "MTK", "m²": "MTK", "m3": "MTQ", "m³": "MTQ", "l": "LTR", "litre": "LTR", "liter": "LTR",
+    "set": "SET", "sets": "SET", "kwh": "KWH",
+}
+
+# VAT category (UNTDID 5305) of a line, with the exemption reason the invoice must carry (BT-120/121).
+CATEGORY_TEXT = {
+    "S": ("", "", ""),
+    "Z": ("", "", "zero rated"),
+    "AE": ("Reverse charge", "VATEX-EU-AE", "reverse charge"),
+    "G": ("Export outside the EU", "VATEX-EU-G", "tax-free export"),
+}
+
+_weasy = None
+_weasy_lock = threading.Lock()
+_env = None
+_thread_tools = threading.local()
+_facturx = None
+_pdf_timestamp = contextvars.ContextVar("pdf_timestamp", default=None)
+
+
+# ----- lazy machinery -----------------------------------------------------------------------
+
+def _weasyprint():
+    """(weasyprint module, the static-only URL fetcher), imported once per process on first use."""
+    global _weasy
+    if _weasy is None:
+        with _weasy_lock:
+            if _weasy is None:
+                import weasyprint
+                from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+                class StaticOnlyFetcher(URLFetcher):
+                    """Serves data: URIs and files under static/; refuses everything else (no network)."""
+
+                    def fetch(self, url, headers=None):
+                        scheme = url.split(":", 1)[0].lower()
+                        if scheme == "data":
+                            return super().fetch(url, headers)
+                        if scheme == "file":
+                            path = os.path.realpath(_file_url_path(url))
+                            if os.path.commonpath([path, STATIC_DIR]) == STATIC_DIR and os.path.isfile(path):
+                                with open(path, "rb") as fh:
+                                    return URLFetcherResponse(url, fh.read())
+                        raise ValueError(f"Refused to fetch {url[:80]!r}: documents load only data: URIs "
+                                         "and files under static/.")
+
+                _weasy = (weasyprint, StaticOnlyFetcher())
+    return _weasy
+
+
+def _file_url_path(url):
+    from urllib.parse import unquote, urlsplit
+    return unquote(urlsplit(url.split("?", 1)[0]).path)
+
+
+def url_fetcher():
+    """The fetcher every document render uses (exposed for tests)."""
+    return _weasyprint()[1]
+
+
+def _jinja():
+    """The documents' own Jinja environment (models do not depend on Flask)."""
+    global _env
+    if _env is None:
+        import jinja2
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+                                 trim_blocks=True, lstrip_blocks=True)
+        env.filters["qty"] = _plain_number
+        env.filters["pct"] = lambda value: f"{_plain_number(value)}\u00a0%"
+        env.filters["date"] = _long_date
+        _env = env
+    return _env
+
+
+def _facturx_module():
+    """factur-x, imported on first use; its PDF timestamps follow the document date while rendering."""
+    global _facturx
+    if _facturx is None:
+        import facturx
+        import facturx.facturx as core
+        original_pdf, original_meta = core._get_pdf_timestamp, core._get_metadata_timestamp
+
+        def pdf_timestamp(date=None):
+            fixed = _pdf_timestamp.get()
+            return original_pdf(date if date is not None or fixed is None else fixed)
+
+        def metadata_timestamp():
+            fixed = _pdf_timestamp.get()
+            return fixed.strftime("%Y-%m-%dT%H:%M:%S+00:00") if fixed else original_meta()
+
+        core._get_pdf_timestamp, core._get_metadata_timestamp = pdf_timestamp, metadata_timestamp
+        _facturx = facturx
+    return _facturx
+
+
+# ----- formatting -----------------------------------------------------------------------------
+
+def _plain_number(value):
+    """A Decimal without trailing zeros: 2.000 -> 2, 1.500 -> 1.5, grouped thousands."""
+    if value is None:
+        return ""
+    value = Decimal(value).normalize()
+    if value == value.to_integral_value():
+        return f"{value:,.0f}"
+    return f"{value:,f}"
+
+
+def _long_date(value):
+    if not value:
+        return ""
+    if isinstance(value, datetime.datetime):
+        value = value.date()
+    return value.strftime("%-d %B %Y")
+
+
+def _grouped(code):
+    """An IBAN as printed: groups of four."""
+    return " ".join(code[i:i + 4] for i in range(0, len(code), 4)) if code else None
+
+
+def _decimal_text(value, places=2):
+    return f"{Decimal(value):.{places}f}"
+
+
+# ----- parties ------------------------------------------------------------------------------
+
+def seller_country(settings):
+    """The seller's ISO country: the prefix of its VAT id (EL is Greece, XI Northern Ireland)."""
+    vat = (settings.vat_id or "").strip().upper()
+    if re.match(r"^[A-Z]{2}", vat):
+        return VAT_PREFIX_COUNTRY.get(vat[:2], vat[:2])
+    return None
+
+
+def seller_block(settings):
+    """The company block of a document: name, address lines, contact, VAT id, bank lines, logo URI."""
+    logo = None
+    if settings.logo and settings.logo_mime:
+        logo = f"data:{settings.logo_mime};base64,{base64.b64encode(bytes(settings.logo)).decode('ascii')}"
+    address = [line.strip() for line in (settings.address or "").splitlines() if line.strip()]
+    return {"name": settings.company_name, "address": address, "vat_id": settings.vat_id, "email": settings.email,
+            "phone": settings.phone, "logo": logo, "country": seller_country(settings),
+            "bank": [line.strip() for line in (settings.bank_details or "").splitlines() if line.strip()]}
+
+
+def customer_party(document):
+    """The billed party of a document: its account (with the contact as attention line) or its contact."""
+    account = document.account if document.account_id else None
+    contact = document.contact if document.contact_id else None
+    party = account or contact
+    if party is None:
+        return None
+    return {"kind": "account" if account else "contact", "name": party.name,
+            "attention": contact.name if account and contact else "",
+            "street": party.street, "postal_code": party.postal_code, "city": party.city,
+            "country": (party.country or "").strip().upper(),
+            "vat_id": (account.vat_id if account else "") or ""}
+
+
+def customer_block(document, home_country):
+    """Customer name, attention line and postal lines (the country only when it is abroad)."""
+    party = customer_party(document)
+    if party is None:
+        return None
+    city = " ".join(p for p in (party["postal_code"], party["city"]) if p)
+    lines = [line for line in (party["street"], city) if line]
+    if party["country"] and party["country"] != home_country:
+        lines.append(COUNTRY_NAMES.get(party["country"], party["country"]).upper())
+    return dict(party, lines=lines)
+
+
+def tax_category(rate, seller, buyer):
+    """EN 16931 VAT category of a line: S above 0 %; at 0 %: AE (reverse charge) for an EU business
+    abroad with a VAT id, G (export) for a buyer outside the EU, Z (zero rated) otherwise."""
+    if Decimal(rate) > 0:
+        return "S"
+    home, abroad = seller.get("country"), (buyer or {}).get("country")
+    if home in EU_COUNTRIES and abroad and abroad != home:
+        if abroad in EU_COUNTRIES and (buyer or {}).get("vat_id"):
+            return "AE"
+        if abroad not in EU_COUNTRIES:
+            return "G"
+    return "Z"
+
+
+def tax_rows(totals, seller, buyer):
+    """The tax breakdown shown on documents: one row per rate with its category and label."""
+    rows = []
+    for rate, (net, tax) in totals.by_rate.items():
+        category = tax_category(rate, seller, buyer)
+        rows.append({"rate": rate, "net": net, "tax": tax, "category": category,
+                     "note": CATEGORY_TEXT.get(category, ("", "", ""))[2]})
+    return rows
+
+
+# ----- the rule an invoice must meet before it can be issued -------------------------------------
+
+def issue_missing(invoice, settings):
+    """What the e-invoice (EN 16931) needs from the settings and the customer (field -> message)."""
+    missing = {}
+    if not (settings.company_name or "").strip():
+        missing["settings.company_name"] = "Enter your company name in the settings."
+    if not (settings.address or "").strip():
+        missing["settings.address"] = "Enter your company's postal address in the settings."
+    if not (settings.vat_id or "").strip():
+        missing["settings.vat_id"] = "Enter your company's VAT id in the settings (e.g. DE123456789)."
+    elif seller_country(settings) is None:
+        missing["settings.vat_id"] = "Start your company's VAT id with its country code (e.g. DE123456789)."
+    if not _known_currency(settings.currency):
+        missing["settings.currency"] = "Use an ISO 4217 currency code such as EUR."
+    party = customer_party(invoice)
+    if party is None:
+        return missing
+    kind, label = party["kind"], party["name"] or f"the {party['kind']}"
+    if not (party["name"] or "").strip():
+        missing[f"{kind}.name"] = f"Enter the name of the {kind}."
+    if not (party["street"] or "").strip():
+        missing[f"{kind}.street"] = f"Enter the street address of {label}."
+    if not (party["city"] or "").strip():
+        missing[f"{kind}.city"] = f"Enter the city of {label}."
+    if not re.fullmatch(r"[A-Z]{2}", party["country"] or ""):
+        missing[f"{kind}.country"] = f"Enter the two-letter country code of {label} (e.g. DE)."
+    if party["vat_id"] and not re.match(r"^[A-Za-z]{2}", party["vat_id"].strip()):
+        missing[f"{kind}.vat_id"] = f"Start the VAT id of {label} with its country code (e.g. FR40123456789)."
+    return missing
+
+
+def _known_currency(code):
+    from iso4217 import Currency
+    try:
+        Currency(code)
+    except (ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
+_FIELD_WORDS = {"company_name": "name", "address": "postal address", "vat_id": "VAT id with its country code",
+                "name": "name", "street": "street address", "city": "city", "country": "country code",
+                "currency": "currency code"}
+
+
+def missing_summary(missing):
+    """One sentence for a refused issue: what the settings and the customer lack, then any other rule."""
+    groups, other = {}, []
+    for field, message in missing.items():
+        record, _, name = field.partition(".")
+        if name:
+            groups.setdefault(record, []).append(_FIELD_WORDS.get(name, name.replace("_", " ")))
+        else:
+            other.append(message.rstrip("."))
+    owners = {"settings": "the company settings need", "account": "the customer's account needs",
+              "contact": "the customer's contact needs"}
+    parts = [f"{owners.get(record, record + ' needs')} the {_join(words)}" for record, words in groups.items()]
+    return "; ".join(other + parts)
+
+
+def _join(words):
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+# ----- contexts -----------------------------------------------------------------------------------
+
+def _line_rows(document):
+    rows = []
+    for position, line in enumerate(document.line_rows(), start=1):
+        rows.append({"position": position, "description": line.description,
+                     "sku": line.product.sku if line.product_id else "",
+                     "quantity": line.quantity, "unit": line.unit, "unit_price": line.unit_price,
+                     "discount_pct": line.discount_pct, "tax_rate": line.tax_rate, "net": line.net})
+    return rows
+
+
+def _common_context(document, settings, draft):
+    seller = seller_block(settings)
+    customer = customer_block(document, seller["country"])
+    totals = document.totals()
+    lines = _line_rows(document)
+    owner = document.opportunity.owner if document.opportunity.owner_id else None
+    return {"document": document, "settings": settings, "seller": seller, "customer": customer,
+            "lines": lines, "totals": totals, "tax_rows": tax_rows(totals, seller, customer),
+            "has_discount": any(row["discount_pct"] for row in lines),
+            "show_rate": len({row["tax_rate"] for row in lines}) > 1,
+            "money": lambda amount: format_money(amount, settings.currency), "currency": settings.currency,
+            "watermark": "DRAFT" if draft else None,
+            "owner": owner, "topic": document.opportunity.topic}
+
+
+def quote_context(quote, settings, draft):
+    """Everything templates/documents/quote.html shows."""
+    from .base import today
+    context = _common_context(quote, settings, draft)
+    dated = quote.activated_at.date() if quote.activated_at and not draft else today()
+    context.update(kind="quote", title="Quote", number=quote.display_number, date=dated,
+                   meta=[("Quote no.", f"Q-{quote.number:05d}"), ("Revision", str(quote.revision)),
+                         ("Date", _long_date(dated)), ("Valid until", _long_date(quote.valid_until))])
+    return context
+
+
+def invoice_context(invoice, settings, draft):
+    """Everything templates/documents/invoice.html shows."""
+    from .base import today
+    context = _common_context(invoice, settings, draft)
+    issued = invoice.issue_date or today()
+    due = invoice.due_date or issued + datetime.timedelta(days=invoice.payment_terms_days)
+    order = invoice.order
+    delivered = order.fulfilled_at.date() if order.fulfilled_at else None
+    meta = [("Invoice no.", invoice.number or "not yet issued"), ("Invoice date", _long_date(issued)),
+            ("Due date", _long_date(due))]
+    if delivered:
+        meta.append(("Delivery date", _long_date(delivered)))
+    meta.append(("Order", order.display_number))
+    context.update(kind="invoice", title="Invoice", number=invoice.number or invoice.display_number,
+                   date=issued, due_date=due, delivered=delivered, meta=meta, iban=_grouped(_bank_iban(settings)),
+                   payment_reference=invoice.number)
+    return context
+
+
+# ----- rendering ----------------------------------------------------------------------------------
+
+def warm_up():
+    """Pay the one-time costs (imports, fonts, stylesheet, templates) before a write lock is taken."""
+    if getattr(_thread_tools, "warm", False):
+        return
+    weasyprint, fetcher = _weasyprint()
+    fonts, stylesheet = _render_tools()
+    for name in ("documents/quote.html", "documents/invoice.html"):
+        _jinja().get_template(name)
+    weasyprint.HTML(string="<p>Warm <b>up</b> 0123456789 €</p>", url_fetcher=fetcher).write_pdf(
+        stylesheets=[stylesheet], font_config=fonts)
+    _facturx_module()
+    _thread_tools.warm = True
+
+
+def render_html(template, context):
+    """The document's HTML (also handy for looking at a template in a browser)."""
+    return _jinja().get_template(template).render(**context)
+
+
+def _render_tools():
+    """This thread's font configuration and parsed stylesheet, made once and reused by every render."""
+    tools = getattr(_thread_tools, "tools", None)
+    if tools is None:
+        weasyprint, fetcher = _weasyprint()
+        from weasyprint.text.fonts import FontConfiguration
+        fonts = FontConfiguration()
+        source = _jinja().loader.get_source(_jinja(), "documents/_style.css")[0]
+        stylesheet = weasyprint.CSS(string=source, base_url=STATIC_DIR + os.sep, url_fetcher=fetcher,
+                                    font_config=fonts)
+        tools = _thread_tools.tools = (fonts, stylesheet)
+    return tools
+
+
+def _write_pdf(html, variant=None):
+    weasyprint, fetcher = _weasyprint()
+    fonts, stylesheet = _render_tools()
+    document = weasyprint.HTML(string=html, base_url=STATIC_DIR + os.sep, url_fetcher=fetcher)
+    options = {"pdf_variant": variant} if variant else {}
+    return document.write_pdf(stylesheets=[stylesheet], font_config=fonts, **options)
+
+
+def render_quote_pdf(quote, draft=None, settings=None):
+    """The quote as PDF bytes, rendered now (draft=None: a DRAFT mark unless it is frozen-worthy)."""
+    from .settings import Settings
+    settings = settings or Settings.load()
+    if draft is None:
+        draft = quote.status == "draft"
+    return _write_pdf(render_html("documents/quote.html", quote_context(quote, settings, draft)))
+
+
+def render_invoice_pdf(invoice, draft=None, settings=None):
+    """The invoice as PDF bytes: an issued one is PDF/A-3b with its Factur-X XML; a draft is marked DRAFT."""
+    from .settings import Settings
+    settings = settings or Settings.load()
+    if draft is None:
+        draft = not invoice.number
+    html = render_html("documents/invoice.html", invoice_context(invoice, settings, draft))
+    if draft:
+        return _write_pdf(html)
+    pdf = _write_pdf(html, variant="pdf/a-3b")
+    xml = facturx_xml(invoice, settings, check_xsd=False)
+    facturx = _facturx_module()
+    issued = invoice.issue_date or datetime.date.today()
+    token = _pdf_timestamp.set(datetime.datetime(issued.year, issued.month, issued.day,
+                                                 tzinfo=datetime.timezone.utc))
+    try:
+        metadata = {"author": settings.company_name, "keywords": "Factur-X, Invoice",
+                    "title": f"{settings.company_name}: Invoice {invoice.number}",
+                    "subject": f"Invoice {invoice.number} dated {issued.isoformat()} "
+                               f"issued by {settings.company_name}"}
+        return facturx.generate_from_binary(pdf, xml, flavor="factur-x", level="en16931", check_xsd=True,
+                                            check_schematron=False, pdf_metadata=metadata, lang="en-GB")
+    finally:
+        _pdf_timestamp.reset(token)
+
+
+def render_pdf(document, draft=None):
+    """A quote's or an invoice's PDF rendered now."""
+    if document.record_type == "quote":
+        return render_quote_pdf(document, draft)
+    return render_invoice_pdf(document, draft)
+
+
+def freeze(document):
+    """Render the issued document once and keep its bytes and SHA-256 on it (saved by the caller's
+    transaction). Returns the hex digest."""
+    pdf = render_pdf(document, draft=False)
+    document.pdf = pdf
+    document.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
+    return document.pdf_sha256
+
+
+def is_frozen(document):
+    return document.pdf is not None and bool(document.pdf_sha256)
+
+
+def document_pdf(document):
+    """The bytes to serve: exactly the stored ones when frozen, else a live render marked DRAFT."""
+    if is_frozen(document):
+        return bytes(document.pdf)
+    return render_pdf(document, draft=True)
+
+
+# ----- Factur-X -------------------------------------------------------------------------------------
+
+_IBAN = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")
+_BIC = re.compile(r"\b(?:BIC|SWIFT)\W*([A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)\b")
+
+
+def _bank_iban(settings):
+    """The first valid IBAN in the bank details (spaces removed), or None."""
+    from stdnum import iban
+    for line in (settings.bank_details or "").upper().splitlines():
+        for match in _IBAN.finditer(re.sub(r"[\s-]", "", line)):
+            candidate = match.group(0)
+            for end in range(len(candidate), 14, -1):
+                if iban.is_valid(candidate[:end]):
+                    return candidate[:end]
+    return None
+
+
+def _party_dict(name, country, street="", postal_code="", city="", vat_id="", extra_lines=()):
+    party = {"name": name, "country_code": country}
+    if street:
+        party["addr_l1"] = street
+    for key, line in zip(("addr_l2", "addr_l3"), extra_lines):
+        party[key] = line
+    if postal_code:
+        party["postcode"] = postal_code
+    if city:
+        party["city"] = city
+    if vat_id:
+        party["vat_identifier"] = re.sub(r"\s", "", vat_id).upper()
+    return party
+
+
+def _seller_party(settings, country):
+    """The seller from the free-text settings address: street first, 'postal code city' when it parses."""
+    lines = [line.strip() for line in (settings.address or "").splitlines() if line.strip()]
+    if lines and (COUNTRY_CODES.get(lines[-1].lower()) or re.fullmatch(r"[A-Za-z]{2}", lines[-1])):
+        lines = lines[:-1]
+    street, postal, city, extra = "", "", "", []
+    for line in lines:
+        match = re.fullmatch(r"((?:[A-Z]{1,2}-?)?\d[\dA-Z -]{2,9}?)\s+(\D.*)", line)
+        if match and not city:
+            postal, city = match.group(1).strip(), match.group(2).strip()
+        elif not street:
+            street = line
+        else:
+            extra.append(line)
+    if not city and extra:
+        city = extra.pop()
+    return _party_dict(settings.company_name, country, street, postal, city, settings.vat_id, extra[:2])
+
+
+def facturx_xml(invoice, settings, check_xsd=True):
+    """The invoice's EN 16931 CII XML (Factur-X profile EN16931), checked against the XSD unless the caller
+    does it (generate_from_binary checks it when it embeds the XML)."""
+    facturx = _facturx_module()
+    seller = seller_block(settings)
+    buyer = customer_party(invoice)
+    totals = invoice.totals()
+    currency = settings.currency
+    lines = []
+    for position, line in enumerate(invoice.line_rows(), start=1):
+        category = tax_category(line.tax_rate, seller, buyer)
+        gross_price = Decimal(line.unit_price)
+        net_price = (gross_price * (100 - Decimal(line.discount_pct)) / 100).quantize(Decimal("0.0001"))
+        row = {"BT-126": str(position), "BT-153": line.description[:500],
+               "BT-129": _decimal_text(line.quantity, 3), "BT-130": UNIT_CODES.get(
+                   (line.unit or "").strip().lower(), "C62"),
+               "BT-131": _decimal_text(line.net), "BT-146": _decimal_text(net_price, 4),
+               "BT-151": category, "BT-152": _decimal_text(line.tax_rate)}
+        if line.discount_pct:
+            row["BT-148"] = _decimal_text(gross_price, 4)
+            row["BT-147-00"] = [{"BT-147": _decimal_text(gross_price - net_price, 4)}]
+        if line.product_id:
+            row["BT-155"] = line.product.sku
+        lines.append(row)
+    breakdown = []
+    for rate, (net, tax) in totals.by_rate.items():
+        category = tax_category(rate, seller, buyer)
+        entry = {"BT-116": _decimal_text(net), "BT-117": _decimal_text(tax), "BT-118": category,
+                 "BT-119": _decimal_text(rate)}
+        reason, code, _ = CATEGORY_TEXT[category]
+        if reason:
+            entry["BT-120"], entry["BT-121"] = reason, code
+        breakdown.append(entry)
+    issued = invoice.issue_date
+    data = {
+        "BT-1": invoice.number, "BT-2": issued, "BT-3": "380", "BT-5": currency,
+        "BT-9": invoice.due_date, "BT-14": invoice.order.display_number,
+        "BT-20": (invoice.payment_terms or f"Payable within {invoice.payment_terms_days} days.")[:1000],
+        "BG-4": _seller_party(settings, seller["country"]),
+        "BG-7": _party_dict(buyer["name"], buyer["country"], buyer["street"], buyer["postal_code"],
+                            buyer["city"], buyer["vat_id"]),
+        "BG-23": breakdown, "BG-25": lines,
+        "BT-106": _decimal_text(totals.net), "BT-109": _decimal_text(totals.net),
+        "BT-110": _decimal_text(totals.tax), "BT-112": _decimal_text(totals.gross),
+        "BT-115": _decimal_text(totals.gross),
+    }
+    if invoice.notes:
+        data["BG-1"] = [{"BT-22": invoice.notes}]
+    fulfilled = invoice.order.fulfilled_at
+    if fulfilled:
+        data["BT-72"] = fulfilled.date()
+    iban = _bank_iban(settings)
+    if iban:
+        data.update({"BT-81": "58", "BT-84": iban, "BT-83": invoice.number})
+        bic = _BIC.search((settings.bank_details or "").upper())
+        if bic:
+            data["BT-86"] = bic.group(1)
+    return facturx.generate_xml(data, flavor="factur-x", level="en16931", check_xsd=check_xsd,
+                                check_schematron=False)

@@ -1,0 +1,107 @@
+"""Quote PDF render time against a bare WeasyPrint render, and a frozen PDF's download server time.
+
+Run: .venv/bin/python tests/bench/bench_pdf.py [repeat]
+Prints medians and ratios: a warm 1-page quote and a 3-page quote against a bare WeasyPrint render of a
+one-line HTML page in the same process (targets <= 3x and <= 6x), and the Flask test-client time of
+downloading a frozen (activated) quote (target <= 5 ms).
+"""
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from common import bare_app, login, median_ms, scratch_app
+
+THREE_PAGES = 38
+
+COMPANY = {"company_name": "Falkenberg IT-Systeme GmbH", "address": "Gutenbergstraße 14\n70176 Stuttgart\nGermany",
+           "vat_id": "DE287654321", "email": "info@falkenberg-it.de", "phone": "+49 711 2250480",
+           "bank_details": "Commerzbank AG\nIBAN DE89 3704 0044 0532 0130 00\nBIC COBADEFFXXX"}
+
+
+def line(i):
+    return {"description": f"Implementation work package {i + 1}: configuration, data migration and tests",
+            "quantity": str(i % 4 + 1), "unit_price": f"{120 + 7 * i}.50", "discount_pct": "5" if i % 5 == 0 else "0",
+            "tax_rate": "19" if i % 3 else "7"}
+
+
+def page_count(pdf):
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as fh:
+        fh.write(pdf)
+        fh.flush()
+        info = subprocess.run(["pdfinfo", fh.name], capture_output=True, text=True).stdout
+    return next(int(row.split()[-1]) for row in info.splitlines() if row.startswith("Pages:"))
+
+
+def quote_with(actor, lines):
+    """A draft quote with `lines` lines on an account with a postal address."""
+    from models import Account, Quote
+    from tests.builders import make_proposed
+    opportunity = make_proposed(actor, lines=[line(i) for i in range(lines)])
+    Account.update(street="Hafenstraße 3", postal_code="20457", city="Hamburg", vat_id="DE811907980").where(
+        Account.id == opportunity.account_id).execute()
+    return Quote.get_by_id(opportunity.quote_in("draft").id)
+
+
+def cpu_median_ms(fn, repeat):
+    """Median CPU time of this process (robust when other processes load the machine)."""
+    samples = []
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        samples.append((time.process_time() - start) * 1000)
+    return statistics.median(samples)
+
+
+def main():
+    repeat = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    app, user, _ = scratch_app()
+    from models import Settings, User, db
+    from models.documents import render_quote_pdf, url_fetcher, warm_up
+    with db.connection_context():
+        settings = Settings.load()
+        for name, value in COMPANY.items():
+            setattr(settings, name, value)
+        settings.save()
+        actor = User.get_by_id(user.id)
+        one_page = quote_with(actor, 4)
+        three_pages = quote_with(actor, THREE_PAGES)
+        frozen = quote_with(actor, 4)
+        frozen.activate(actor)
+        warm_up()
+
+        import weasyprint
+        fetcher = url_fetcher()
+        bare = lambda: weasyprint.HTML(string="<p>Hello</p>", url_fetcher=fetcher).write_pdf()  # noqa: E731
+        small_render = lambda: render_quote_pdf(one_page, draft=False)  # noqa: E731
+        big_render = lambda: render_quote_pdf(three_pages, draft=False)  # noqa: E731
+        floor, _ = median_ms(bare, repeat=repeat * 2)
+        small, _ = median_ms(small_render, repeat=repeat)
+        big, _ = median_ms(big_render, repeat=max(5, repeat // 2))
+        floor_cpu = cpu_median_ms(bare, repeat * 2)
+        small_cpu = cpu_median_ms(small_render, repeat)
+        big_cpu = cpu_median_ms(big_render, max(5, repeat // 2))
+        pages_small, pages_big = page_count(small_render()), page_count(big_render())
+
+    client = app.test_client()
+    login(client)
+    url = f"/quotes/{frozen.id}.pdf"
+    first = client.get(url)
+    assert first.status_code == 200 and first.headers["Content-Type"] == "application/pdf"
+    download, _ = median_ms(lambda: client.get(url), repeat=repeat * 10)
+    bare_flask = bare_app().test_client()
+    route, _ = median_ms(lambda: bare_flask.get("/ping"), repeat=repeat * 10)
+
+    rows = [("bare WeasyPrint render, one-line page", floor, floor_cpu, None),
+            (f"quote, {pages_small} page, 4 lines", small, small_cpu, 3),
+            (f"quote, {pages_big} pages, {THREE_PAGES} lines", big, big_cpu, 6)]
+    for label, wall, cpu, target in rows:
+        ratio = f"  = {wall / floor:5.1f} x wall, {cpu / floor_cpu:5.1f} x cpu (target <= {target})" if target else ""
+        print(f"{label:40} median {wall:8.2f} ms wall {cpu:8.2f} ms cpu{ratio}")
+    print(f"{'frozen quote download, test client':40} median {download:8.2f} ms (target <= 5 ms), "
+          f"{len(first.data) // 1024} KiB; bare Flask route {route:.2f} ms = {download / route:.1f} x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,443 @@
+"""Quote and invoice PDFs (DESIGN.md §2 Documents): content read back with pdftotext, page flow, DRAFT mark,
+frozen bytes, Factur-X (EN 16931) XML checked against the XSD, downloads and the fetcher's refusals."""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from decimal import Decimal
+
+import pytest
+from lxml import etree
+
+from builders import LINE, SECOND_LINE, events, fresh, make_closing, make_draft_invoice, make_proposed, snapshot
+from models import Account, HistoryEvent, Quote, RuleNotMet, Settings, User, db
+from models import documents
+from models.money import format_money
+
+COMPANY = {"company_name": "Falkenberg IT-Systeme GmbH", "address": "Gutenbergstraße 14\n70176 Stuttgart\nGermany",
+           "vat_id": "DE287654321", "email": "info@falkenberg-it.de", "phone": "+49 711 2250480",
+           "bank_details": "Commerzbank AG\nIBAN DE89 3704 0044 0532 0130 00\nBIC COBADEFFXXX"}
+CUSTOMER = {"name": "Nordwind Logistik GmbH", "street": "Hafenstraße 3", "postal_code": "20457", "city": "Hamburg",
+            "country": "DE", "vat_id": "DE811907980"}
+NS = {"rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
+      "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"}
+
+
+# ----- helpers ------------------------------------------------------------------------------------------------
+
+def company(**overrides):
+    settings = Settings.load()
+    Settings.update(**dict(COMPANY, **overrides)).where(Settings.id == settings.id).execute()
+    return Settings.load()
+
+
+def customer_of(document, **overrides):
+    Account.update(**dict(CUSTOMER, **overrides)).where(Account.id == document.account_id).execute()
+
+
+def pdftotext(pdf, page=None, mode="-layout"):
+    """The PDF's text: -layout keeps table columns on one line; -raw (content order) keeps the diagonal watermark."""
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as fh:
+        fh.write(pdf)
+        fh.flush()
+        pages = ["-f", str(page), "-l", str(page)] if page else []
+        return subprocess.run(["pdftotext", mode, *pages, fh.name, "-"], check=True, capture_output=True,
+                              text=True).stdout
+
+
+def watermarked(pdf):
+    return "DRAFT" in pdftotext(pdf, mode="-raw").split()
+
+
+def png(width=40, height=20):
+    """A small solid PNG made here (no files needed)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    rows = b"".join(b"\x00" + b"\x0f\x3d\x5e" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def page_count(pdf):
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as fh:
+        fh.write(pdf)
+        fh.flush()
+        info = subprocess.run(["pdfinfo", fh.name], check=True, capture_output=True, text=True).stdout
+    return int(next(row.split()[-1] for row in info.splitlines() if row.startswith("Pages:")))
+
+
+def money(amount):
+    return one_line(format_money(Decimal(amount), "EUR"))
+
+
+def one_line(text):
+    """pdftotext text with runs of spaces collapsed (columns become single spaces)."""
+    return " ".join(text.split())
+
+
+def active_quote(actor, lines=(LINE, SECOND_LINE)):
+    return make_closing(actor, lines).quote_in("active")
+
+
+def issued_invoice(actor, lines=(LINE, SECOND_LINE), **customer):
+    invoice = make_draft_invoice(actor, lines)
+    customer_of(invoice, **customer)
+    fresh(invoice).issue(actor)
+    return fresh(invoice)
+
+
+def embedded_xml(pdf):
+    from facturx import get_xml_from_pdf
+    name, xml = get_xml_from_pdf(pdf, check_xsd=False)
+    return name, xml
+
+
+def xml_amount(root, path):
+    return Decimal(root.xpath(path, namespaces=NS)[0].text)
+
+
+# ----- content -------------------------------------------------------------------------------------------------
+
+def test_quote_pdf_shows_the_company_the_customer_every_line_and_the_totals(database, seller):
+    company()
+    quote = active_quote(seller)
+    customer_of(quote)
+    quote = Quote.get_by_id(quote.id)
+    text = pdftotext(documents.render_quote_pdf(quote, draft=False))
+    flat = one_line(text)
+    for expected in (COMPANY["company_name"], "Gutenbergstraße 14", "70176 Stuttgart", "VAT ID DE287654321",
+                     COMPANY["email"], COMPANY["phone"], "IBAN DE89 3704 0044 0532 0130 00",
+                     CUSTOMER["name"], "Hafenstraße 3", "20457 Hamburg", "DE811907980",
+                     f"Quote {quote.display_number}", f"Q-{quote.number:05d}",
+                     documents._long_date(quote.valid_until), documents._long_date(quote.activated_at),
+                     "Page 1 of 1"):
+        assert expected in flat, expected
+    totals = quote.totals()
+    for line in quote.line_rows():
+        row = one_line(next(r for r in text.splitlines() if line.description in r))
+        assert money(line.unit_price) in row and money(line.net) in row, row
+    assert one_line(f"Total net {money(totals.net)}") in flat
+    assert totals.by_rate == {Decimal("7.00"): [Decimal("120.15"), Decimal("8.41")],
+                              Decimal("19.00"): [Decimal("1800.00"), Decimal("342.00")]}
+    for rate, (net, tax) in totals.by_rate.items():
+        assert f"VAT {rate.normalize():f} % on {money(net)} {money(tax)}" in flat
+    assert f"Total {money(totals.gross)}" in flat and totals.gross == Decimal("2270.56")
+    assert "Payable within" in flat or quote.payment_terms in flat
+    assert "GERMANY" not in flat.split(CUSTOMER["name"])[1][:120]
+
+
+def test_invoice_pdf_shows_number_dates_terms_and_amount_due(database, seller):
+    company()
+    invoice = issued_invoice(seller)
+    text = one_line(pdftotext(bytes(invoice.pdf)))
+    for expected in (f"Invoice {invoice.number}", f"Invoice no. {invoice.number}",
+                     f"Invoice date {documents._long_date(invoice.issue_date)}",
+                     f"Due date {documents._long_date(invoice.due_date)}", invoice.order.display_number,
+                     CUSTOMER["name"], "Hafenstraße 3", f"Amount due {money(invoice.gross_total)}",
+                     f"Please pay {money(invoice.gross_total)} by {documents._long_date(invoice.due_date)}",
+                     invoice.payment_terms, "Page 1 of 1", "Consulting day", "Travel"):
+        assert expected in text, expected
+    assert invoice.gross_total == invoice.totals().gross == Decimal("2270.56")
+
+
+def test_contact_without_account_is_the_addressee(database, seller):
+    company()
+    quote = make_proposed(seller, private_buyer=True, company="").quote_in("draft")
+    assert quote.account_id is None and quote.contact_id
+    text = one_line(pdftotext(documents.document_pdf(quote)))
+    assert quote.contact.name in text and "Hafenstraße 3" in text
+
+
+def test_sixty_lines_flow_over_pages_with_the_header_row_repeated_and_no_line_split(database, seller):
+    company()
+    lines = [{"description": f"Work package {n:02d}", "quantity": str(n % 4 + 1),
+              "unit_price": f"{100 + n}.50", "tax_rate": "19" if n % 3 else "7"} for n in range(1, 61)]
+    quote = make_proposed(seller, lines).quote_in("draft")
+    pdf = documents.document_pdf(quote)
+    pages = page_count(pdf)
+    assert pages >= 3
+    seen = []
+    for page in range(1, pages + 1):
+        text = pdftotext(pdf, page)
+        header = next(row for row in text.splitlines() if "DESCRIPTION" in row)
+        assert all(column in header for column in ("POS.", "QTY", "UNIT PRICE", "AMOUNT")), header
+        assert f"Page {page} of {pages}" in text
+        for row in text.splitlines():
+            if "Work package" in row:
+                seen.append(one_line(row))
+    assert len(seen) == 60
+    by_description = {line.description: line for line in quote.line_rows()}
+    for row in seen:
+        description = next(d for d in by_description if d in row)
+        assert money(by_description.pop(description).net) in row, row
+    assert not by_description
+    last = one_line(pdftotext(pdf, pages))
+    assert f"Total {money(quote.totals().gross)}" in last
+
+
+# ----- draft mark and frozen documents ----------------------------------------------------------------------------
+
+def test_draft_mark_on_drafts_only(database, seller):
+    company()
+    opportunity = make_proposed(seller)
+    draft = opportunity.quote_in("draft")
+    assert watermarked(documents.document_pdf(draft))
+    opportunity.move_to(seller, "close", activate_quote="1")
+    active = Quote.get_by_id(draft.id)
+    assert active.status == "active" and not watermarked(documents.document_pdf(active))
+    invoice = make_draft_invoice(seller)
+    assert watermarked(documents.document_pdf(invoice))
+    invoice.issue(seller)
+    assert not watermarked(documents.document_pdf(fresh(invoice)))
+    lost = make_proposed(seller).quote_in("draft")
+    lost.lose(seller)
+    assert fresh(lost).status == "lost" and watermarked(documents.document_pdf(fresh(lost)))
+
+
+def test_draft_renders_live_and_stores_nothing(database, seller):
+    company()
+    draft = make_proposed(seller).quote_in("draft")
+    before = snapshot(draft)
+    first = documents.document_pdf(draft)
+    draft.update_fields(seller, notes="Delivery in two batches.")
+    assert "Delivery in two batches." in pdftotext(documents.document_pdf(fresh(draft)))
+    assert "Delivery in two batches." not in pdftotext(first)
+    assert fresh(draft).pdf is None and fresh(draft).pdf_sha256 is None and before[0]["pdf"] is None
+
+
+def test_activation_freezes_the_quote_and_its_event_holds_the_hash(database, seller):
+    company()
+    quote = active_quote(seller)
+    assert quote.pdf and quote.pdf_sha256 == hashlib.sha256(bytes(quote.pdf)).hexdigest()
+    activation = next(e for e in events(quote) if e.action == "activate")
+    assert activation.change_map["pdf_sha256"] == [None, quote.pdf_sha256]
+    assert documents.document_pdf(quote) == bytes(quote.pdf)
+
+
+def test_issued_invoice_is_served_as_stored_after_the_company_changes(app, user, logged_in):
+    with db.connection_context():
+        company()
+        actor = User.get_by_id(user.id)
+        invoice = issued_invoice(actor)
+    first = logged_in.get(f"/invoices/{invoice.id}.pdf")
+    assert first.status_code == 200
+    digest = hashlib.sha256(first.data).hexdigest()
+    with db.connection_context():
+        stored = fresh(invoice)
+        assert digest == stored.pdf_sha256 and first.data == bytes(stored.pdf)
+        issue = next(e for e in events(stored) if e.action == "issue")
+        assert issue.change_map["pdf_sha256"] == [None, digest]
+        company(company_name="Renamed Holding AG", address="Neue Straße 1\n10115 Berlin", logo=png(),
+                logo_mime="image/png")
+        live = documents.render_invoice_pdf(stored, draft=False)
+        assert "Renamed Holding AG" in pdftotext(live) and live != first.data
+        stored.mark_paid(actor)
+    second = logged_in.get(f"/invoices/{invoice.id}.pdf")
+    assert second.data == first.data and hashlib.sha256(second.data).hexdigest() == digest
+    assert "Renamed Holding AG" not in pdftotext(second.data)
+    assert second.headers["ETag"] == f'"{digest}"'
+    again = logged_in.get(f"/invoices/{invoice.id}.pdf", headers={"If-None-Match": f'"{digest}"'})
+    assert again.status_code == 304 and again.data == b""
+
+
+# ----- Factur-X ------------------------------------------------------------------------------------------------
+
+def test_issued_invoice_is_pdfa3_with_factur_x_xml_matching_the_record(database, seller):
+    from facturx import xml_check_xsd
+    company()
+    invoice = issued_invoice(seller)
+    pdf = bytes(invoice.pdf)
+    name, xml = embedded_xml(pdf)
+    assert name == "factur-x.xml"
+    assert xml_check_xsd(xml, flavor="factur-x", level="en16931") is True
+    root = etree.fromstring(xml)
+    path = "//ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:"
+    assert xml_amount(root, path + "GrandTotalAmount") == invoice.gross_total == Decimal("2270.56")
+    assert xml_amount(root, path + "TaxTotalAmount") == invoice.tax_total == Decimal("350.41")
+    assert xml_amount(root, path + "TaxBasisTotalAmount") == invoice.net_total
+    assert xml_amount(root, path + "DuePayableAmount") == invoice.gross_total
+    assert root.xpath("//rsm:ExchangedDocument/ram:ID", namespaces=NS)[0].text == invoice.number
+    breakdown = {Decimal(t.findtext("ram:RateApplicablePercent", namespaces=NS)):
+                 (t.findtext("ram:CategoryCode", namespaces=NS), Decimal(t.findtext("ram:BasisAmount", namespaces=NS)),
+                  Decimal(t.findtext("ram:CalculatedAmount", namespaces=NS)))
+                 for t in root.xpath("//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax", namespaces=NS)}
+    assert breakdown == {Decimal("19"): ("S", Decimal("1800.00"), Decimal("342.00")),
+                         Decimal("7"): ("S", Decimal("120.15"), Decimal("8.41"))}
+    seller_party = root.xpath("//ram:SellerTradeParty", namespaces=NS)[0]
+    assert seller_party.findtext("ram:Name", namespaces=NS) == COMPANY["company_name"]
+    assert seller_party.findtext("ram:SpecifiedTaxRegistration/ram:ID", namespaces=NS) == "DE287654321"
+    assert seller_party.findtext("ram:PostalTradeAddress/ram:PostcodeCode", namespaces=NS) == "70176"
+    assert seller_party.findtext("ram:PostalTradeAddress/ram:CityName", namespaces=NS) == "Stuttgart"
+    assert seller_party.findtext("ram:PostalTradeAddress/ram:CountryID", namespaces=NS) == "DE"
+    buyer = root.xpath("//ram:BuyerTradeParty", namespaces=NS)[0]
+    assert buyer.findtext("ram:Name", namespaces=NS) == invoice.account.name
+    assert buyer.findtext("ram:PostalTradeAddress/ram:LineOne", namespaces=NS) == "Hafenstraße 3"
+    assert buyer.findtext("ram:PostalTradeAddress/ram:CountryID", namespaces=NS) == "DE"
+    assert root.xpath("//ram:PayeePartyCreditorFinancialAccount/ram:IBANID", namespaces=NS)[0].text == \
+        "DE89370400440532013000"
+    assert len(root.xpath("//ram:IncludedSupplyChainTradeLineItem", namespaces=NS)) == 2
+    from pypdf import PdfReader
+    import io
+    metadata = PdfReader(io.BytesIO(pdf)).trailer["/Root"]["/Metadata"].get_object().get_data().decode()
+    assert 'pdfaid:part>3<' in metadata.replace('"', "<").replace("'", "<") or 'pdfaid:part="3"' in metadata
+    assert "urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#" in metadata and "EN 16931" in metadata
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as fh:
+        fh.write(pdf)
+        fh.flush()
+        listing = subprocess.run(["pdfdetach", "-list", fh.name], capture_output=True, text=True).stdout
+    assert "factur-x.xml" in listing
+
+
+@pytest.mark.parametrize("country, vat_id, category, reason", [
+    ("DE", "", "Z", None),
+    ("AT", "ATU71234589", "AE", "VATEX-EU-AE"),
+    ("AT", "", "Z", None),
+    ("CH", "CHE-123.456.789 MWST", "G", "VATEX-EU-G"),
+])
+def test_zero_rate_category_follows_the_buyer(database, seller, country, vat_id, category, reason):
+    from facturx import xml_check_xsd
+    company()
+    invoice = issued_invoice(seller, lines=({**LINE, "tax_rate": "0"},), country=country, vat_id=vat_id)
+    root = etree.fromstring(embedded_xml(bytes(invoice.pdf))[1])
+    tax = root.xpath("//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax", namespaces=NS)
+    assert [t.findtext("ram:CategoryCode", namespaces=NS) for t in tax] == [category]
+    assert tax[0].findtext("ram:ExemptionReasonCode", namespaces=NS) == reason
+    assert root.xpath("//ram:SpecifiedLineTradeSettlement//ram:CategoryCode", namespaces=NS)[0].text == category
+    assert xml_check_xsd(etree.tostring(root), flavor="factur-x", level="en16931")
+
+
+def test_issue_names_the_company_and_customer_data_the_e_invoice_needs(database, seller):
+    invoice = make_draft_invoice(seller)
+    company(address="", vat_id="")
+    Account.update(street="", city="").where(Account.id == invoice.account_id).execute()
+    before = snapshot(invoice)
+    with pytest.raises(RuleNotMet) as refused:
+        fresh(invoice).issue(seller)
+    assert set(refused.value.fields) == {"settings.address", "settings.vat_id", "account.street", "account.city"}
+    assert "VAT id" in refused.value.message and "street" in refused.value.message
+    assert snapshot(invoice) == before
+    company()
+    customer_of(invoice)
+    assert fresh(invoice).issue(seller) is True
+    assert fresh(invoice).number.endswith("-00001")
+
+
+def test_vat_ids_need_their_country_prefix(database, seller):
+    invoice = make_draft_invoice(seller)
+    company(vat_id="287654321")
+    customer_of(invoice, vat_id="811907980")
+    with pytest.raises(RuleNotMet) as refused:
+        fresh(invoice).issue(seller)
+    assert set(refused.value.fields) == {"settings.vat_id", "account.vat_id"}
+    assert "country code" in refused.value.fields["settings.vat_id"]
+    company()
+    customer_of(invoice)
+    assert fresh(invoice).issue(seller) is True
+
+
+# ----- downloads --------------------------------------------------------------------------------------------------
+
+def test_downloads_are_pdf_attachments_named_after_the_document(app, user, logged_in):
+    with db.connection_context():
+        company()
+        actor = User.get_by_id(user.id)
+        quote = active_quote(actor)
+        draft_invoice = make_draft_invoice(actor)
+    for url, name in ((f"/quotes/{quote.id}.pdf", quote.file_name),
+                      (f"/invoices/{draft_invoice.id}.pdf", draft_invoice.file_name)):
+        resp = logged_in.get(url)
+        assert resp.status_code == 200
+        assert resp.headers["Content-Type"] == "application/pdf"
+        assert resp.headers["Content-Disposition"] == f'attachment; filename="{name}"'
+        assert resp.data.startswith(b"%PDF-")
+    assert quote.file_name == f"Q-{quote.number:05d}-rev1.pdf"
+    with app.test_request_context():
+        from flask import url_for
+        assert url_for("documents.quote_pdf", quote_id=42) == "/quotes/42.pdf"
+        assert url_for("documents.invoice_pdf", invoice_id=7) == "/invoices/7.pdf"
+
+
+def test_unknown_ids_are_404(logged_in):
+    assert logged_in.get("/quotes/999999.pdf").status_code == 404
+    assert logged_in.get("/invoices/999999.pdf").status_code == 404
+
+
+def test_downloads_need_a_login(app, client, user):
+    """There are no per-user permissions yet (issue #6): what exists is that anonymous users are refused."""
+    with db.connection_context():
+        company()
+        quote = active_quote(User.get_by_id(user.id))
+    for url in (f"/quotes/{quote.id}.pdf", "/invoices/1.pdf"):
+        resp = client.get(url)
+        assert resp.status_code == 302 and "/login" in resp.headers["Location"] and b"%PDF" not in resp.data
+    htmx = client.get(f"/quotes/{quote.id}.pdf", headers={"HX-Request": "true"})
+    assert htmx.status_code == 401 and "/login" in htmx.headers["HX-Redirect"]
+
+
+# ----- safety -----------------------------------------------------------------------------------------------------
+
+def test_fetcher_serves_data_and_static_files_only():
+    fetcher = documents.url_fetcher()
+    static_css = os.path.join(documents.STATIC_DIR, "app.css")
+    assert fetcher.fetch("data:text/plain;base64,aGk=").read() == b"hi"
+    assert fetcher.fetch("file://" + static_css).read()[:20] == open(static_css, "rb").read()[:20]
+    for url in ("http://127.0.0.1:9/logo.png", "https://example.com/x.css", "file:///etc/passwd",
+                "file://" + os.path.join(documents.STATIC_DIR, "..", "app.py"), "ftp://example.com/x"):
+        with pytest.raises(ValueError):
+            fetcher.fetch(url)
+
+
+def test_user_text_is_escaped_and_remote_references_are_not_fetched(database, seller, monkeypatch):
+    company(company_name='Evil <img src="http://127.0.0.1:9/track.png"> & Co')
+    fetched = []
+    fetcher = documents.url_fetcher()
+    original = type(fetcher).fetch
+    monkeypatch.setattr(type(fetcher), "fetch", lambda self, url, headers=None: fetched.append(url) or
+                        original(self, url, headers))
+    draft = make_proposed(seller).quote_in("draft")
+    draft.update_fields(seller, notes='<script>alert(1)</script> <link rel=stylesheet href="http://127.0.0.1:9/x.css">')
+    text = one_line(pdftotext(documents.document_pdf(fresh(draft))))
+    assert 'Evil <img src="http://127.0.0.1:9/track.png"> & Co' in text
+    assert "<script>alert(1)</script>" in text
+    assert not [url for url in fetched if url.startswith("http")]
+
+
+def test_logo_is_embedded_from_the_settings(database, seller):
+    company()
+    Settings.update(logo=png(), logo_mime="image/png").execute()
+    pdf = documents.document_pdf(make_proposed(seller).quote_in("draft"))
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as fh:
+        fh.write(pdf)
+        fh.flush()
+        listing = subprocess.run(["pdfimages", "-list", fh.name], capture_output=True, text=True).stdout
+    images = listing.strip().splitlines()[2:]
+    assert len(images) == 1 and images[0].split()[3:5] == ["40", "20"]
+
+
+def test_importing_the_app_neither_imports_weasyprint_nor_renders():
+    code = ("import sys, app, models, models.documents, views, views.documents; "
+            "print('weasyprint' in sys.modules, 'facturx' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=documents.ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_history_of_issue_is_one_event_with_the_hash(database, seller):
+    company()
+    invoice = issued_invoice(seller)
+    issue_events = [e for e in events(invoice) if e.action == "issue"]
+    assert len(issue_events) == 1
+    assert json.loads(issue_events[0].changes)["pdf_sha256"][1] == invoice.pdf_sha256
+    assert HistoryEvent.select().where(HistoryEvent.changes.contains(invoice.pdf_sha256)).count() == 1
+
+
+def test_issue_needs_an_iso_currency(database, seller):
+    invoice = make_draft_invoice(seller)
+    company(currency="XYZ")
+    with pytest.raises(RuleNotMet) as refused:
+        fresh(invoice).issue(seller)
+    assert set(refused.value.fields) == {"settings.currency"} and "currency code" in refused.value.message
