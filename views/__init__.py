@@ -26,7 +26,10 @@ def register(app: Flask):
     """Attach every blueprint, the Jinja helpers and the error handlers to the app."""
     from jinja2 import pass_context
 
+    from models import Account, Contact, User
     from models.board import card_facts
+
+    linked_fields = {"account": Account, "contact": Contact, "owner": User}
 
     from . import (accounts, activities, auth, board, contacts, documents, invoices, leads, opportunities, orders,
                    products, quotes, search, settings)
@@ -52,6 +55,22 @@ def register(app: Flask):
         items = [("event", e.at, e.id, e) for e in events] + [("activity", a.created_at, a.id, a) for a in activities]
         items.sort(key=lambda item: (item[1], item[0] == "event", item[2]), reverse=True)
         return [{"kind": kind, "obj": obj} for kind, _, _, obj in items]
+
+    @app.template_global()
+    def change_value(field, value):
+        """A history value as a person reads it: names instead of ids for linked records."""
+        if value is None:
+            return "—"
+        model = linked_fields.get(field)
+        if model is None or not isinstance(value, int):
+            return value
+        from flask import g
+        cache = g.setdefault("linked_names", {})
+        key = (field, value)
+        if key not in cache:
+            row = model.get_or_none(model.id == value)
+            cache[key] = row.name if row is not None else f"#{value}"
+        return cache[key]
 
     @app.template_global()
     def action_label(event):
