@@ -136,6 +136,26 @@ def register_cli(app):
                 sys.exit(2)
         click.echo(f"created {user.role} {user.email}")
 
+    @app.cli.command("freeze-documents")
+    def freeze_documents():
+        """Store the PDF of sent quotes and issued invoices that have none (made before PDFs were frozen)."""
+        from models import HistoryEvent, Invoice, Quote, db
+        from models.base import write_transaction
+        from models.documents import freeze
+        count = 0
+        with db.connection_context():
+            for model, statuses in ((Quote, ["active", "won", "lost", "revised"]), (Invoice, ["issued", "paid"])):
+                for document in model.select().where(model.status.in_(statuses) & model.pdf_sha256.is_null()):
+                    if model is Quote and document.activated_at is None:
+                        continue
+                    with write_transaction():
+                        digest = freeze(document)
+                        document.save()
+                        HistoryEvent.write(None, document, "freeze", {"pdf_sha256": (None, digest)},
+                                           note="PDF stored after the fact (current company settings)")
+                    count += 1
+        click.echo(f"stored {count} document(s)")
+
     @app.cli.command("seed-demo")
     def seed_demo_command():
         """Fill an empty database with the demo company (does nothing if it has data)."""

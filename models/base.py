@@ -13,7 +13,7 @@ SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
     "synchronous": "normal",
-    "busy_timeout": 15000,
+    "busy_timeout": 30000,
     "cache_size": -64000,
 }
 
@@ -134,6 +134,11 @@ class BaseModel(Model):
     class Meta:
         database = db
         legacy_table_names = False
+
+    @classmethod
+    def select_without(cls, *names):
+        """A select of every column but the named ones (e.g. stored PDF bytes on list and panel queries)."""
+        return cls.select(*[f for f in cls._meta.sorted_fields if f.name not in names])
 
     @classmethod
     def get_locked(cls, pk):

@@ -214,6 +214,7 @@ def invoice_states(cards):
     ids = [c.id for c in cards if isinstance(c, Opportunity) and c.column == "invoiced"]
     if not ids:
         return {}
-    rows = (Invoice.select().where(Invoice.opportunity.in_(ids) & Invoice.status.in_(["issued", "paid"]))
+    rows = (Invoice.select(Invoice.id, Invoice.opportunity, Invoice.number, Invoice.status, Invoice.due_date)
+            .where(Invoice.opportunity.in_(ids) & Invoice.status.in_(["issued", "paid"]))
             .order_by(Invoice.id))
     return {row.opportunity_id: row for row in rows}

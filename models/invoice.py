@@ -125,8 +125,8 @@ class Invoice(Tracked, HasLines, BaseModel):
             missing["line"] = "Add at least one line."
         if not self.account_id and not self.contact_id:
             missing["customer"] = "Choose the customer."
-        from .documents import issue_missing
-        missing.update(issue_missing(self, Settings.load()))
+        from .documents import issue_missing as e_invoice_missing
+        missing.update(e_invoice_missing(self, Settings.load()))
         return missing
 
     def issue(self, actor, expected_version=None, issue_date=None, sync=True):

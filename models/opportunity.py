@@ -164,7 +164,8 @@ class Opportunity(Tracked, HasLines, BaseModel):
     # ----- related documents ----------------------------------------------------------------
     def quotes_query(self):
         from .quote import Quote
-        return Quote.select().where(Quote.opportunity == self.id).order_by(Quote.number, Quote.revision)
+        return (Quote.select_without("pdf").where(Quote.opportunity == self.id)
+                .order_by(Quote.number, Quote.revision))
 
     def quote_in(self, *statuses):
         from .quote import Quote

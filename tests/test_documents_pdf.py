@@ -11,7 +11,8 @@ from decimal import Decimal
 import pytest
 from lxml import etree
 
-from builders import LINE, SECOND_LINE, events, fresh, make_closing, make_draft_invoice, make_proposed, snapshot
+from builders import (LINE, SECOND_LINE, events, fresh, make_closing, make_draft_invoice, make_proposed, make_won_deal,
+                      snapshot)
 from models import Account, HistoryEvent, Quote, RuleNotMet, Settings, User, db
 from models import documents
 from models.money import format_money
@@ -441,3 +442,38 @@ def test_issue_needs_an_iso_currency(database, seller):
     with pytest.raises(RuleNotMet) as refused:
         fresh(invoice).issue(seller)
     assert set(refused.value.fields) == {"settings.currency"} and "currency code" in refused.value.message
+
+
+
+
+def test_board_card_menu_links_to_the_deals_documents(logged_in, user):
+    from models import Opportunity, User
+    with db.connection_context():
+        actor = User.get_by_id(user.id)
+        closing = make_closing(actor)
+        won = make_won_deal(actor)
+        won.move_to(actor, "invoiced")
+        won = Opportunity.get_by_id(won.id)
+    board = logged_in.get("/board").get_data(as_text=True)
+    assert f"/opportunities/{closing.id}/quote.pdf" in board and f"/opportunities/{won.id}/invoice.pdf" in board
+    quote = logged_in.get(f"/opportunities/{closing.id}/quote.pdf")
+    assert quote.status_code == 302 and "/quotes/" in quote.location
+    pdf = logged_in.get(quote.location)
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    invoice = logged_in.get(f"/opportunities/{won.id}/invoice.pdf")
+    assert invoice.status_code == 302 and "/invoices/" in invoice.location
+    assert logged_in.get(f"/opportunities/{closing.id}/invoice.pdf").status_code == 404
+
+
+def test_freeze_documents_command_backfills_sent_quotes(app, user):
+    with db.connection_context():
+        actor = User.get_by_id(user.id)
+        quote = make_closing(actor).quote_in("active")
+        Quote.update(pdf=None, pdf_sha256=None).where(Quote.id == quote.id).execute()
+    result = app.test_cli_runner().invoke(args=["freeze-documents"])
+    assert result.exit_code == 0 and "stored 1 document" in result.output
+    with db.connection_context():
+        stored = Quote.get_by_id(quote.id)
+        assert stored.pdf_sha256 == hashlib.sha256(bytes(stored.pdf)).hexdigest()
+    again = app.test_cli_runner().invoke(args=["freeze-documents"])
+    assert "stored 0 document" in again.output

@@ -12,7 +12,8 @@ ACTION_LABELS = {"create": "created it", "update": "edited it", "qualify": "qual
                  "won": "closed it as won", "lost": "closed it as lost", "activate": "sent (activated) the quote",
                  "revise": "revised the quote", "fulfil": "fulfilled the order", "issue": "issued the invoice",
                  "paid": "recorded the payment", "cancel": "canceled it", "add_line": "added a line",
-                 "update_line": "changed a line", "remove_line": "removed a line"}
+                 "update_line": "changed a line", "remove_line": "removed a line", "move_line": "reordered the lines",
+                 "freeze": "stored the PDF"}
 NAV = [("board.board", "Board"), ("leads.index", "Leads"), ("opportunities.index", "Opportunities"),
        ("quotes.index", "Quotes"), ("orders.index", "Orders"), ("invoices.index", "Invoices"),
        ("accounts.index", "Accounts"), ("contacts.index", "Contacts"), ("products.index", "Products"),
@@ -61,6 +62,8 @@ def register(app: Flask):
         """A history value as a person reads it: names instead of ids for linked records."""
         if value is None:
             return "—"
+        if field == "pdf_sha256" and isinstance(value, str):
+            return f"{value[:12]}…"
         model = linked_fields.get(field)
         if model is None or not isinstance(value, int):
             return value

@@ -38,3 +38,26 @@ def invoice_pdf(invoice_id):
     if invoice is None:
         abort(404)
     return pdf_response(invoice)
+
+
+@bp.get("/opportunities/<int:opportunity_id>/quote.pdf")
+def deal_quote_pdf(opportunity_id):
+    """The deal's current quote (the active one, else the newest draft) — the board card menu links here."""
+    from flask import redirect, url_for
+    quote = (Quote.select(Quote.id).where((Quote.opportunity == opportunity_id) & Quote.status.in_(["active", "draft"]))
+             .order_by((Quote.status == "active").desc(), Quote.revision.desc()).first())
+    if quote is None:
+        abort(404)
+    return redirect(url_for("documents.quote_pdf", quote_id=quote.id))
+
+
+@bp.get("/opportunities/<int:opportunity_id>/invoice.pdf")
+def deal_invoice_pdf(opportunity_id):
+    """The deal's issued (or paid) invoice — the board card menu links here."""
+    from flask import redirect, url_for
+    invoice = (Invoice.select(Invoice.id).where((Invoice.opportunity == opportunity_id)
+                                                & Invoice.status.in_(["issued", "paid"]))
+               .order_by(Invoice.id.desc()).first())
+    if invoice is None:
+        abort(404)
+    return redirect(url_for("documents.invoice_pdf", invoice_id=invoice.id))

@@ -1,7 +1,7 @@
 """Opportunity pages: the detail panel with inline fields, the line editor and the timeline."""
 from flask import Blueprint, abort, g, request
 
-from models import Account, Activity, Contact, HistoryEvent, Opportunity, User
+from models import Account, Activity, Contact, HistoryEvent, Invoice, Opportunity, Order, User
 from models.opportunity import REVENUE_MODES
 
 from .common import render
@@ -58,8 +58,8 @@ register_lines(bp, Opportunity, "opportunity", "opportunities", on_saved=_card_r
 def panel_context(opportunity):
     """Fields, lines and totals, related documents and the timeline (including the lead's)."""
     quotes = list(opportunity.quotes_query())
-    orders = list(opportunity.orders)
-    invoices = list(opportunity.invoices)
+    orders = list(Order.select().where(Order.opportunity == opportunity.id).order_by(Order.id))
+    invoices = list(Invoice.select_without("pdf").where(Invoice.opportunity == opportunity.id).order_by(Invoice.id))
     related = [opportunity] + quotes + orders + invoices
     people = [opportunity]
     if opportunity.lead_id:

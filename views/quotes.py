@@ -104,9 +104,10 @@ PDF_ENDPOINTS = {"quote": "documents.quote_pdf", "invoice": "documents.invoice_p
 
 def deal_documents(opportunity_id):
     """Every quote revision, order and invoice of a deal, oldest first."""
-    quotes = list(Quote.select().where(Quote.opportunity == opportunity_id).order_by(Quote.number, Quote.revision))
+    quotes = list(Quote.select_without("pdf").where(Quote.opportunity == opportunity_id)
+                  .order_by(Quote.number, Quote.revision))
     orders = list(Order.select().where(Order.opportunity == opportunity_id).order_by(Order.id))
-    invoices = list(Invoice.select().where(Invoice.opportunity == opportunity_id).order_by(Invoice.id))
+    invoices = list(Invoice.select_without("pdf").where(Invoice.opportunity == opportunity_id).order_by(Invoice.id))
     return quotes, orders, invoices
 
 
