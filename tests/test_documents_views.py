@@ -374,7 +374,8 @@ def test_issue_from_the_board_moves_the_card_to_invoiced(logged_in, user):
     assert 'id="cards-invoiced" hx-swap-oob="afterbegin"' in html and f'id="{card}"' in html
     assert 'id="head-fulfill"' in html and 'id="head-invoiced"' in html
     assert 'hx-get="/board/panel/close"' in html
-    elsewhere = logged_in.hx_post(_url(invoice, "paid"), {"version": str(invoice.version + 1)})
+    elsewhere = logged_in.hx_post(_url(invoice, "paid"), {"version": str(invoice.version + 1)},
+                                  headers={"HX-Current-URL": f"http://localhost/invoices/{invoice.id}"})
     assert elsewhere.status_code == 200 and "card-opportunity" not in elsewhere.get_data(as_text=True)
 
 

@@ -161,7 +161,9 @@ def card_update(record, columns):
 
 def _oob_cards(flt, record, old_keys, columns):
     """Out-of-band updates: drop the card(s) wherever they are, put the fresh card in its column,
-    and re-render the headers of the given columns."""
+    and re-render the headers of the given columns (only for requests from the board page)."""
+    if not from_board():
+        return ""
     fresh = type(record).card(record.id)
     headers = column_headers(flt)
     return render_template("board/_oob_update.html", card=fresh, old_keys=old_keys,
@@ -227,9 +229,16 @@ def move():
         flash(f"{moved.title}: {message}", "info")
         return redirect(url_for("board.board", **flt.query_args()))
     body = _oob_cards(flt, moved, [old_key], [result.from_column, result.to_column])
+    push_url = None
     if form.get("panel"):
         body += _panel_html(moved, oob=True)
-    return render_fragment(body, 200, toast={"message": f"{moved.title}: {message}", "kind": "info", "undo": undo})
+        if moved.record_type != record.record_type:
+            from . import RECORD_ENDPOINTS
+            push_url = (url_for("board.board", panel=f"{moved.record_type}:{moved.id}", **flt.query_args())
+                        if from_board() else url_for(RECORD_ENDPOINTS[moved.record_type],
+                                                     **{f"{moved.record_type}_id": moved.id}))
+    return render_fragment(body, 200, toast={"message": f"{moved.title}: {message}", "kind": "info", "undo": undo},
+                           push_url=push_url)
 
 
 def _explained(exc):

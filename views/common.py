@@ -34,20 +34,23 @@ def is_htmx():
     return bool(htmx)
 
 
-def render_fragment(body, status=200, toast=None, reswap="innerHTML"):
+def render_fragment(body, status=200, toast=None, reswap="innerHTML", push_url=None):
     """An htmx-only answer made of already rendered (often out-of-band) pieces, plus a toast."""
     if toast:
         body += render_template("_toast.html", toast=toast)
     response = make_response(body, status)
     response.headers["Vary"] = "HX-Request"
     response.headers["HX-Reswap"] = reswap
+    if push_url:
+        response.headers["HX-Push-Url"] = push_url
     return response
 
 
 def from_board():
-    """True when an htmx request was sent from the board page (so its cards can be updated)."""
+    """False when an htmx request says it comes from another page than the board (whose cards and
+    headers would then have nowhere to go); True otherwise."""
     current = htmx.current_url if htmx else None
-    return bool(current) and urlparse(current).path.rstrip("/").endswith("/board")
+    return not current or urlparse(current).path.rstrip("/").endswith("/board")
 
 
 def page_args():

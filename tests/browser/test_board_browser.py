@@ -48,6 +48,7 @@ def test_drag_lead_to_develop_asks_for_missing_fields_then_qualifies(page, user,
     assert Decimal(head.locator("[data-total]").get_attribute("data-total")) == Decimal("12500.00")
     assert page.locator("#head-qualify [data-count]").get_attribute("data-count") == "0"
     assert "Moved to Develop" in page.locator("#toasts").inner_text()
+    assert not page.locator("#board-dialog").is_visible(), "the dialog backdrop must go away after a move"
     screenshot(page, "board-after-qualify")
     assert page.console_errors == []
 
