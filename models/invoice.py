@@ -60,12 +60,6 @@ class Invoice(Tracked, HasLines, BaseModel):
         return f"{self.number or f'draft-invoice-{self.id}'}.pdf"
 
     @property
-    def customer_name(self):
-        if self.account_id:
-            return self.account.name
-        return self.contact.name if self.contact_id else ""
-
-    @property
     def payment_state(self):
         """paid / overdue / unpaid for an issued invoice (the badge on Invoiced cards)."""
         if self.status == "paid":

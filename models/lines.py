@@ -1,9 +1,10 @@
 """Document lines (opportunity, quote, order, invoice) and the rules for editing them."""
+import contextlib
 from decimal import Decimal
 
 from peewee import CharField, Check, ForeignKeyField, IntegerField
 
-from .base import BaseModel, MoneyField, PercentField, QuantityField
+from .base import BaseModel, MoneyField, PercentField, QuantityField, write_transaction
 from .catalog import Product
 from .money import document_totals, line_net, line_tax
 from .validation import Cleaner
@@ -100,6 +101,22 @@ class HasLines:
     line_model = None
     lines_label = "document"
 
+    @property
+    def customer_name(self):
+        """The account's name, else the contact's (every document with lines has a customer)."""
+        if self.account_id:
+            return self.account.name
+        return self.contact.name if self.contact_id else ""
+
+    @contextlib.contextmanager
+    def _editing_lines(self, expected_version):
+        """A write transaction on a fresh, version-checked document whose lines may change."""
+        with write_transaction():
+            self.reload_locked()
+            self.check_version(expected_version)
+            self._ensure_lines_editable()
+            yield
+
     def line_rows(self):
         model = self.line_model
         return list(model.select().where(model.document == self.id).order_by(model.position, model.id))
@@ -131,14 +148,10 @@ class HasLines:
 
     def add_line(self, actor, expected_version=None, **data):
         """Append a line (product or free text); one history event on the document."""
-        from .base import write_transaction
         from .history import HistoryEvent
         values = LineBase.clean(data)
         model = self.line_model
-        with write_transaction():
-            self.reload_locked()
-            self.check_version(expected_version)
-            self._ensure_lines_editable()
+        with self._editing_lines(expected_version):
             last = model.select(model.position).where(model.document == self.id).order_by(model.position.desc()).first()
             check_line_size(model(**values))
             line = model.create(document=self.id, position=(last.position + 1) if last else 1, **values)
@@ -149,15 +162,11 @@ class HasLines:
 
     def update_line(self, actor, line_id, expected_version=None, **data):
         """Change a line's quantity, price, discount, tax or text; one event when something changed."""
-        from .base import write_transaction
         from .errors import NotFound
         from .history import HistoryEvent
         values = LineBase.clean(data, partial=True)
         model = self.line_model
-        with write_transaction():
-            self.reload_locked()
-            self.check_version(expected_version)
-            self._ensure_lines_editable()
+        with self._editing_lines(expected_version):
             line = model.get_or_none((model.id == line_id) & (model.document == self.id))
             if line is None:
                 raise NotFound("That line is not on this document.")
@@ -182,13 +191,9 @@ class HasLines:
 
     def remove_line(self, actor, line_id, expected_version=None):
         """Delete a line; one history event."""
-        from .base import write_transaction
         from .history import HistoryEvent
         model = self.line_model
-        with write_transaction():
-            self.reload_locked()
-            self.check_version(expected_version)
-            self._ensure_lines_editable()
+        with self._editing_lines(expected_version):
             line = model.get_or_none((model.id == line_id) & (model.document == self.id))
             if line is None:
                 return False
@@ -201,13 +206,9 @@ class HasLines:
 
     def move_line(self, actor, line_id, direction, expected_version=None):
         """Swap a line with its neighbour above ("up") or below ("down"); one history event."""
-        from .base import write_transaction
         from .history import HistoryEvent
         model = self.line_model
-        with write_transaction():
-            self.reload_locked()
-            self.check_version(expected_version)
-            self._ensure_lines_editable()
+        with self._editing_lines(expected_version):
             rows = self.line_rows()
             index = next((i for i, row in enumerate(rows) if row.id == int(line_id)), None)
             other = None if index is None else index + (-1 if direction == "up" else 1)

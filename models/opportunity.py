@@ -87,14 +87,6 @@ class Opportunity(Tracked, HasLines, BaseModel):
         return self.topic
 
     @property
-    def customer_name(self):
-        if self.account_id:
-            return self.account.name
-        if self.contact_id:
-            return self.contact.name
-        return ""
-
-    @property
     def amount(self):
         """The amount shown on the card: actual revenue once won, else the estimate."""
         if self.status == "won" and self.actual_revenue is not None:

@@ -44,12 +44,6 @@ class Order(Tracked, HasLines, BaseModel):
         return self.display_number
 
     @property
-    def customer_name(self):
-        if self.account_id:
-            return self.account.name
-        return self.contact.name if self.contact_id else ""
-
-    @property
     def invoice(self):
         """The order's invoice that is not canceled (None if there is none)."""
         from .invoice import Invoice

@@ -58,12 +58,6 @@ class Quote(Tracked, HasLines, BaseModel):
     def display_name(self):
         return self.display_number
 
-    @property
-    def customer_name(self):
-        if self.account_id:
-            return self.account.name
-        return self.contact.name if self.contact_id else ""
-
     def lines_locked_reason(self):
         if self.status != "draft":
             return f"Quote {self.display_number} is {self.status} and read-only; revise it to change it."

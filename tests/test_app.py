@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from app import ROOT, create_app, load_config
+from app import ROOT, load_config
 from models import User, db
 from models.schema import pending
 

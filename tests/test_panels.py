@@ -1,5 +1,4 @@
 """HTTP tests for the lead and opportunity panels: inline fields, line editor, activities, lists."""
-import re
 from decimal import Decimal
 
 import pytest

@@ -1,7 +1,7 @@
 """Notes and activities on leads and opportunities (the card shows the next open one)."""
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 
-from models import Activity, HistoryEvent, Lead, Opportunity, ValidationError
+from models import Activity, Lead, Opportunity, ValidationError
 
 from .common import is_htmx, render_fragment
 

@@ -113,6 +113,12 @@ def register_error_handlers(app):
         return error_response(500, DomainError("Something went wrong on our side. Nothing was saved."))
 
 
+def owner_choices():
+    """(id, name) of the active users, for owner fields and filters."""
+    from models import User
+    return [(u.id, u.name) for u in User.select(User.id, User.name).where(User.active == True).order_by(User.name)]  # noqa: E712
+
+
 def current_settings():
     """The company settings, loaded once per request."""
     if "settings" not in g:

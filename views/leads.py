@@ -6,14 +6,13 @@ from peewee import JOIN
 from models import Activity, HistoryEvent, Lead, User, ValidationError
 from models.lead import RATINGS, SOURCES, TIMEFRAMES
 
-from .common import is_htmx, render, render_fragment
+from .common import is_htmx, owner_choices, render, render_fragment
 from .inline import Field, register_fields
 
 bp = Blueprint("leads", __name__)
 
 
-def _owners():
-    return [(u.id, u.name) for u in User.select(User.id, User.name).where(User.active == True).order_by(User.name)]  # noqa: E712
+_owners = owner_choices
 
 
 def _choices(values):

@@ -1,18 +1,17 @@
 """Opportunity pages: the detail panel with inline fields, the line editor and the timeline."""
 from flask import Blueprint, abort, g, request
 
-from models import Account, Activity, Contact, HistoryEvent, Invoice, Opportunity, Order, User
+from models import Account, Activity, Contact, HistoryEvent, Invoice, Opportunity, Order
 from models.opportunity import REVENUE_MODES
 
-from .common import render
+from .common import owner_choices, render
 from .inline import Field, register_fields
 from .lines import lines_context, register_lines
 
 bp = Blueprint("opportunities", __name__)
 
 
-def _owners():
-    return [(u.id, u.name) for u in User.select(User.id, User.name).where(User.active == True).order_by(User.name)]  # noqa: E712
+_owners = owner_choices
 
 
 def _accounts():
@@ -83,7 +82,7 @@ def detail(opportunity_id):
 
 
 def _opportunity_filters(args):
-    from peewee import JOIN, fn
+    from peewee import fn
     query = Opportunity.card_query()
     text = (args.get("q") or "").strip().lower()[:100]
     if text:
