@@ -61,7 +61,7 @@ def page(browser, live_server, user):
     pg.on("console", lambda msg: pg.console_errors.append(msg.text)
           if msg.type == "error" and not any(code in msg.text for code in expected) else None)
     pg.on("pageerror", lambda exc: pg.console_errors.append(str(exc)))
-    pg.set_default_timeout(8000)
+    pg.set_default_timeout(15000)
     pg.goto(f"{live_server}/login")
     pg.fill("input[name=email]", user.email)
     pg.fill("input[name=password]", "correct-horse-9")
