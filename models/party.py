@@ -84,6 +84,7 @@ class Account(Postal, Tracked, BaseModel):
         c.phone("phone")
         c.text("website", 200)
         Postal.clean_postal(c)
+        c.record("owner", User, label="user")
         return c.raise_if_errors("The account could not be saved.")
 
     @classmethod
@@ -138,6 +139,7 @@ class Contact(Postal, Tracked, BaseModel):
         c.phone("phone")
         c.record("account", Account, label="account")
         Postal.clean_postal(c)
+        c.record("owner", User, label="user")
         c.text("notes", 5000, multiline=True)
         return c.raise_if_errors("The contact could not be saved.")
 

@@ -178,11 +178,16 @@ def test_account_inline_edit_without_javascript_redirects_to_the_panel(logged_in
     assert _fresh(account).city == "Kiel"
 
 
-def test_account_owner_is_shown_read_only(logged_in, user):
+def test_account_owner_can_be_reassigned_inline(logged_in, user):
     account = _account(user)
-    html = logged_in.get(f"/accounts/{account.id}").get_data(as_text=True)
-    owner = re.search(rf'id="field-account-{account.id}-owner".*?</div>', html, re.S).group(0)
-    assert "Sam Seller" in owner and "readonly" in owner and "/edit" not in owner
+    with db.connection_context():
+        other = User.create_user("olga@example.com", "long-enough-9", "Olga Other", "seller")
+    resp = logged_in.hx_post(f"/accounts/{account.id}/fields/owner", {"owner": str(other.id), "version": str(account.version)})
+    assert resp.status_code == 200 and "Olga Other" in resp.get_data(as_text=True)
+    bad = logged_in.hx_post(f"/accounts/{account.id}/fields/owner", {"owner": "999999", "version": str(account.version + 1)})
+    assert bad.status_code == 422 and "Unknown user" in bad.get_data(as_text=True)
+    with db.connection_context():
+        assert Account.get_by_id(account.id).owner_id == other.id
 
 
 def test_unknown_records_are_404(logged_in):

@@ -5,7 +5,7 @@ from peewee import JOIN, fn
 from models import Account, Contact, HistoryEvent, User, ValidationError
 from models.party import COUNTRY_DEFAULT
 
-from .common import render
+from .common import owner_choices, render
 from .inline import Field, register_fields
 
 bp = Blueprint("accounts", __name__)
@@ -20,8 +20,7 @@ FIELDS = [
     Field("postal_code", "Postal code", max_length=20),
     Field("city", "City", max_length=100),
     Field("country", "Country (2 letters)", max_length=2),
-    Field("owner", "Owner", "record", lambda: [(u.id, u.name) for u in User.select(User.id, User.name)],
-          editable=lambda record: False),
+    Field("owner", "Owner", "record", owner_choices),
 ]
 CREATE_FIELDS = ("name", "vat_id", "email", "phone", "website", "street", "postal_code", "city", "country")
 

@@ -2,11 +2,11 @@
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from peewee import JOIN, fn
 
-from models import Account, Contact, HistoryEvent, User, ValidationError
+from models import Account, Contact, HistoryEvent, ValidationError
 from models.party import COUNTRY_DEFAULT
 
 from .accounts import refreshed_parts
-from .common import render
+from .common import owner_choices, render
 from .inline import Field, register_fields
 
 bp = Blueprint("contacts", __name__)
@@ -29,8 +29,7 @@ FIELDS = [
     Field("city", "City", max_length=100),
     Field("country", "Country (2 letters)", max_length=2),
     Field("notes", "Notes", "textarea", max_length=5000),
-    Field("owner", "Owner", "record", lambda: [(u.id, u.name) for u in User.select(User.id, User.name)],
-          editable=lambda record: False),
+    Field("owner", "Owner", "record", owner_choices),
 ]
 CREATE_FIELDS = ("name", "job_title", "account", "email", "phone", "street", "postal_code", "city", "country",
                  "notes")
