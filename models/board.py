@@ -34,7 +34,7 @@ class BoardFilter:
         c.date("close_from")
         c.date("close_to")
         owner = (args.get("owner") or "all").strip()
-        if owner not in ("all", "me") and not owner.isdigit():
+        if owner not in ("all", "me") and not (owner.isascii() and owner.isdigit() and len(owner) <= 12):
             c.fail("owner", "Choose an owner.")
             owner = "all"
         flt = cls(owner=owner, q=c.values.get("q") or "", close_from=c.values.get("close_from"),
@@ -46,7 +46,7 @@ class BoardFilter:
     def owner_id(self):
         if self.owner == "me":
             return self.user_id
-        return int(self.owner) if self.owner.isdigit() else None
+        return int(self.owner) if self.owner.isascii() and self.owner.isdigit() else None
 
     def query_args(self, **overrides):
         """The filter as URL query arguments (only those that differ from the defaults)."""

@@ -170,6 +170,10 @@ class HasLines:
             line = model.get_or_none((model.id == line_id) & (model.document == self.id))
             if line is None:
                 raise NotFound("That line is not on this document.")
+            if "description" in values and not values["description"] and not values.get("product"):
+                from .errors import ValidationError
+                raise ValidationError("The line could not be saved.",
+                                      {"description": "Choose a product or describe the item."})
             before = _line_summary(line)
             changed = False
             for key, value in values.items():

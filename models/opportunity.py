@@ -131,7 +131,14 @@ class Opportunity(Tracked, HasLines, BaseModel):
             return "This deal is invoiced; its figures are final."
         return None
 
+    CLOSED_EDITABLE = ("actual_revenue", "actual_close_date", "competitor", "description", "owner", "topic")
+
     def prepare_update(self, values):
+        if self.status != "open":
+            frozen = [name for name in values if name not in self.CLOSED_EDITABLE]
+            if frozen:
+                raise NotAllowed(f"This deal is {self.status}: its {', '.join(f.replace('_', ' ') for f in frozen)} "
+                                 "can no longer change (reopen it first).")
         if "estimated_revenue" in values:
             if values["estimated_revenue"] is None:
                 values["estimated_revenue"] = Decimal("0.00")
@@ -383,9 +390,10 @@ class Opportunity(Tracked, HasLines, BaseModel):
         """
         from .invoice import Invoice
         order = self.order
-        if order is None or order.status != "open":
-            raise NotAllowed("There is no open order to fulfil.")
-        order.fulfil(actor)
+        if order is None or order.status == "canceled":
+            raise NotAllowed("There is no open order to fulfil and invoice.")
+        if order.status == "open":
+            order.fulfil(actor)
         invoice = order.invoice or Invoice.create_from_order(actor, order)
         invoice.issue(actor, sync=False, **{k: v for k, v in inputs.items() if k in ("issue_date",)})
         source = source or self.column
@@ -465,9 +473,11 @@ class Opportunity(Tracked, HasLines, BaseModel):
         query = cls.card_query().where(cls.column == column)
         if where is not None:
             query = query.where(where)
-        order = cls.actual_close_date.desc(nulls="LAST") if column in ("invoiced", "lost") else \
-            cls.estimated_close_date.asc(nulls="LAST")
-        return query.order_by(order, cls.id).limit(limit).offset(offset)
+        if column in ("invoiced", "lost"):
+            order = (cls.actual_close_date.desc(nulls="LAST"), cls.id.desc())
+        else:
+            order = (cls.estimated_close_date.asc(nulls="LAST"), cls.id)
+        return query.order_by(*order).limit(limit).offset(offset)
 
 
 class OpportunityLine(LineBase):

@@ -200,9 +200,9 @@ class Quote(Tracked, HasLines, BaseModel):
         """Accept this quote: closes its opportunity as won (the one rule on the opportunity)."""
         with write_transaction():
             self.reload_locked()
-            self.check_version(expected_version)
             if self.status == "won":
                 return False
+            self.check_version(expected_version)
             if self.status != "active":
                 raise NotAllowed(f"Only an active quote can be won; {self.display_number} is {self.status}.")
             self.opportunity.close_as_won(actor, **inputs)
@@ -212,6 +212,8 @@ class Quote(Tracked, HasLines, BaseModel):
         """Mark this quote lost (the deal stays open for another revision)."""
         with write_transaction():
             self.reload_locked()
+            if self.status == "lost":
+                return False
             self.check_version(expected_version)
             return self.mark_lost(actor)
 

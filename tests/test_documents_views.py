@@ -645,3 +645,17 @@ def test_list_queries_do_not_grow_with_rows(app, logged_in, user):
     for _ in range(3):
         _make(user, "invoice", "draft")
     assert {path: queries(path) for path in few} == few
+
+
+def test_repeating_win_or_lose_is_a_quiet_no_op(logged_in, user):
+    from models import Quote
+    with db.connection_context():
+        actor = User.get_by_id(user.id)
+        won = make_closing(actor)
+        quote = won.quote_in("active")
+        quote.win(actor, actual_revenue="10", actual_close_date=str(won.win_defaults()["actual_close_date"]))
+        assert Quote.get_by_id(quote.id).win(actor, expected_version=quote.version) is False
+        lost_deal = make_closing(actor)
+        lost = lost_deal.quote_in("active")
+        lost.lose(actor)
+        assert Quote.get_by_id(lost.id).lose(actor, expected_version=lost.version) is False

@@ -329,3 +329,80 @@ def test_panel_actions_allowed_and_refused_by_state(logged_in, user, state, targ
             assert 'id="panel"' in resp.get_data(as_text=True)
         else:
             assert (fresh.version, HistoryEvent.select().count()) == before
+
+
+def test_closed_deal_figures_cannot_be_changed_even_by_a_crafted_post(logged_in, user):
+    opp = _state(user, "lost")
+    for field, value in (("probability", "90"), ("estimated_revenue", "999999")):
+        resp = logged_in.hx_post(f"/opportunities/{opp.id}/fields/{field}", {field: value, "version": str(opp.version)})
+        assert resp.status_code == 409
+    with db.connection_context():
+        fresh = Opportunity.get_by_id(opp.id)
+        assert (fresh.probability, fresh.version) == (0, opp.version)
+        from models import NotAllowed
+        with pytest.raises(NotAllowed):
+            fresh.update_fields(_actor(user), probability="50")
+    ok = logged_in.hx_post(f"/opportunities/{opp.id}/fields/competitor", {"competitor": "Acme", "version": str(opp.version)})
+    assert ok.status_code == 200
+
+
+def test_blank_description_on_a_line_is_refused(logged_in, user):
+    opp, _ = _deal(user)
+    with db.connection_context():
+        line = Opportunity.get_by_id(opp.id).line_rows()[0]
+    resp = logged_in.hx_post(f"/opportunities/{opp.id}/lines/{line.id}", {"description": "", "version": str(opp.version)})
+    assert resp.status_code == 422 and "describe the item" in resp.get_data(as_text=True)
+    with db.connection_context():
+        assert OpportunityLine.get_by_id(line.id).description == "Scanner"
+
+
+def test_no_javascript_line_error_is_shown_after_the_redirect(logged_in, user):
+    opp, _ = _deal(user)
+    resp = logged_in.form_post(f"/opportunities/{opp.id}/lines", {"description": "x", "unit_price": "abc",
+                                                                   "version": str(opp.version)})
+    assert resp.status_code == 302
+    assert "The line was not saved" in logged_in.get(resp.location).get_data(as_text=True)
+
+
+def test_deal_whose_invoice_was_canceled_can_be_invoiced_again_from_the_board(logged_in, user):
+    from models import Invoice
+    opp = _state(user, "invoiced")
+    with db.connection_context():
+        invoice = Invoice.get(Invoice.opportunity == opp.id)
+        invoice.cancel(_actor(user), reason="Wrong address")
+        opp = Opportunity.get_by_id(opp.id)
+        assert opp.column == "fulfill"
+    resp = logged_in.hx_post("/board/move", {"record": f"opportunity:{opp.id}", "to": "invoiced", "version": str(opp.version)})
+    assert resp.status_code == 200
+    with db.connection_context():
+        numbers = [i.number for i in Invoice.select().where(Invoice.opportunity == opp.id).order_by(Invoice.id)]
+        assert len(numbers) == 2 and numbers[1].endswith("00002")
+        assert Opportunity.get_by_id(opp.id).column == "invoiced"
+
+
+@pytest.mark.parametrize("owner", ["99999999999999999999", "²", "-1", "1e3"])
+def test_odd_owner_filters_are_not_a_500(logged_in, owner):
+    assert logged_in.get(f"/board?owner={owner}").status_code == 200
+    assert logged_in.hx_get(f"/board/column/develop?owner={owner}").status_code == 200
+
+
+def test_lost_column_pages_show_every_card_once(logged_in, user):
+    import re as _re
+    with db.connection_context():
+        actor = _actor(user)
+        for i in range(30):
+            lead = Lead.create_lead(actor, name=f"L{i}", company=f"Co {i}", email=f"l{i}@x.example",
+                                    budget_amount="10", purchase_timeframe="this year")
+            lead.qualify(actor).move_to(actor, "lost", close_reason="price")
+        for i in range(5):
+            Lead.create_lead(actor, name=f"D{i}", company=f"Dq {i}", email=f"d{i}@x.example").disqualify(actor, reason="lost")
+    seen = []
+    offset = 0
+    while True:
+        html = logged_in.hx_get(f"/board/column/lost?offset={offset}").get_data(as_text=True)
+        cards = _re.findall(r'data-record="(\w+:\d+)"', html)
+        seen += cards
+        if "load-more" not in html:
+            break
+        offset += len(cards)
+    assert len(seen) == 35 and len(set(seen)) == 35

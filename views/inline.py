@@ -104,6 +104,8 @@ def register_fields(bp, model, kind, prefix, fields, on_saved=None):
     def save(record_id, name):
         """Save one field through the model (the model validates and writes history)."""
         record, spec = load(record_id, name)
+        if not spec.can_edit(record):
+            return fragment(record, spec, "show", 409, error=record.edit_locked_reason() or "This field is read-only.")
         raw = request.form.get(name, "")
         if spec.widget == "checkbox":
             raw = "1" if request.form.get(name) else ""

@@ -4,7 +4,7 @@ register_lines() adds routes to a resource's blueprint; every change goes throug
 add_line / update_line / remove_line / move_line and answers with the whole line table (totals
 and tax breakdown recomputed by the server).
 """
-from flask import abort, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from models import DomainError, Product, StaleVersion
 from models.catalog import UNITS
@@ -34,6 +34,10 @@ def register_lines(bp, model, kind, prefix, on_saved=None):
     def answer(record, status=200, error=None, error_line=None):
         fresh = model.get_by_id(record.id)
         if not is_htmx():
+            if error:
+                details = error.values() if isinstance(error, dict) else [error]
+                for message in details:
+                    flash(f"The line was not saved: {message}", "error")
             return redirect(url_for(f"{bp.name}.detail", **{f"{kind}_id": fresh.id}))
         body = render_template("_lines.html", **lines_context(fresh, kind, bp.name, error, error_line))
         body += (f'<input type="hidden" id="version-{kind}-{fresh.id}" name="version" value="{int(fresh.version)}" '

@@ -79,3 +79,21 @@ def test_log_a_task_and_see_it_on_the_timeline(page, user):
     page.locator(f"#timeline-opportunity-{opp.id}", has_text="Send the rollout plan").wait_for()
     page.locator(f"#card-opportunity-{opp.id} .next-activity").wait_for()
     assert "1 Feb 2030" in page.locator(f"#card-opportunity-{opp.id} .next-activity").inner_text()
+
+
+def test_line_edit_after_a_field_edit_on_a_full_page_is_not_stale(page, user):
+    opp = _deal(user)
+    with db.connection_context():
+        actor = User.get(User.email == user.email)
+        opp.add_line(actor, description="Setup", quantity="1", unit_price="100", tax_rate="19")
+    page.goto(f"{page.base}/opportunities/{opp.id}")
+    field = page.locator(f"#field-opportunity-{opp.id}-competitor")
+    field.locator(".ifield-value").click()
+    page.locator(f"#field-opportunity-{opp.id}-competitor input[name=competitor]").fill("Acme Devices")
+    page.locator(f"#field-opportunity-{opp.id}-competitor input[name=competitor]").press("Enter")
+    page.locator(f"#field-opportunity-{opp.id}-competitor .ifield-value", has_text="Acme Devices").wait_for()
+    qty = page.locator(f"#lines-opportunity-{opp.id} input[name='quantity']").first
+    qty.fill("3")
+    qty.press("Tab")
+    page.wait_for_function(f"document.querySelector('#lines-opportunity-{opp.id} [data-net]').dataset.net === '300.00'")
+    assert page.locator(f"#lines-opportunity-{opp.id} .field-error").count() == 0
