@@ -97,3 +97,15 @@ def test_line_edit_after_a_field_edit_on_a_full_page_is_not_stale(page, user):
     qty.press("Tab")
     page.wait_for_function(f"document.querySelector('#lines-opportunity-{opp.id} [data-net]').dataset.net === '300.00'")
     assert page.locator(f"#lines-opportunity-{opp.id} .field-error").count() == 0
+
+
+def test_cancel_after_typing_does_not_save(page, user):
+    opp = _deal(user)
+    page.goto(f"{page.base}/opportunities/{opp.id}")
+    page.locator(f"#field-opportunity-{opp.id}-topic .ifield-value").click()
+    page.locator(f"#field-opportunity-{opp.id}-topic input[name=topic]").fill("Typed but abandoned")
+    page.locator(f"#field-opportunity-{opp.id}-topic").get_by_role("link", name="Cancel").click()
+    page.locator(f"#field-opportunity-{opp.id}-topic .ifield-value", has_text="Fleet tablets").wait_for()
+    page.wait_for_timeout(300)
+    with db.connection_context():
+        assert Opportunity.get_by_id(opp.id).topic == "Fleet tablets"
