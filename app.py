@@ -10,6 +10,10 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 INSTANCE = os.path.join(ROOT, "instance")
 
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health"}
+EMPTY_STYLE_HASH = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; "
+       f"style-src-attr 'unsafe-hashes' {EMPTY_STYLE_HASH}; img-src 'self' data:; font-src 'self'; "
+       "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 
 
 def _secret_key(instance_path):
@@ -43,10 +47,13 @@ def load_config(config=None):
         "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": False,
     }
     for key in ("DATABASE_URL", "SECRET_KEY", "CURRENCY", "HOST", "PORT"):
         if os.environ.get(key):
             settings[key] = os.environ[key]
+    if os.environ.get("SESSION_COOKIE_SECURE", "").lower() in ("1", "true", "yes"):
+        settings["SESSION_COOKIE_SECURE"] = True
     settings.update(config or {})
     settings["PORT"] = int(settings["PORT"])
     settings["CURRENCY"] = str(settings["CURRENCY"]).upper()
@@ -93,6 +100,19 @@ def create_app(config=None):
                 resp.headers["HX-Redirect"] = url_for("auth.login", next=request.path)
                 return resp
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+    @app.after_request
+    def security_headers(response):
+        """A strict Content-Security-Policy (no inline scripts or styles), no framing, no sniffing;
+        pages for a logged-in user are never stored by caches."""
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CSP)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("X-Frame-Options", "DENY")
+        if g.get("user") is not None and request.endpoint != "static" and "Cache-Control" not in headers:
+            headers["Cache-Control"] = "no-store"
+        return response
 
     @app.teardown_request
     def close_connection(exc):

@@ -106,3 +106,16 @@ def test_python_app_py_seeds_demo_data_and_serves_the_board(tmp_path, database_u
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+def test_security_headers_and_no_store_for_logged_in_pages(client, logged_in):
+    anonymous = client.get("/login")
+    assert "script-src 'self'" in anonymous.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in anonymous.headers["Content-Security-Policy"]
+    assert anonymous.headers["X-Content-Type-Options"] == "nosniff"
+    assert anonymous.headers["Referrer-Policy"] == "same-origin"
+    board = logged_in.get("/board")
+    assert board.headers["Cache-Control"] == "no-store"
+    assert "no-store" not in logged_in.get("/static/app.css").headers.get("Cache-Control", "")
+    cookie = board.headers.get("Set-Cookie", "") or ""
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie

@@ -54,13 +54,16 @@ def live_server(app):
 @pytest.fixture
 def page(browser, live_server, user):
     """A logged-in page on the board; console errors are collected in page.console_errors."""
-    context = browser.new_context(viewport={"width": 1920, "height": 1000})
+    context = browser.new_context(viewport={"width": 1920, "height": 1000}, bypass_csp=True)
     pg = context.new_page()
     pg.console_errors = []
     expected = ("status of 422", "status of 409")
     pg.on("console", lambda msg: pg.console_errors.append(msg.text)
           if msg.type == "error" and not any(code in msg.text for code in expected) else None)
     pg.on("pageerror", lambda exc: pg.console_errors.append(str(exc)))
+    pg.add_init_script("document.addEventListener('securitypolicyviolation', e => console.error("
+                       "'CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI + ' ' + e.sample + ' at ' "
+                       "+ e.sourceFile + ':' + e.lineNumber))")
     pg.set_default_timeout(15000)
     pg.goto(f"{live_server}/login")
     pg.fill("input[name=email]", user.email)
