@@ -17,7 +17,6 @@ from .validation import Cleaner
 
 class Invoice(Tracked, HasLines, BaseModel):
     record_type = "invoice"
-    lines_label = "invoice"
 
     number = CharField(max_length=20, null=True, unique=True)
     year = IntegerField(null=True)
@@ -67,6 +66,10 @@ class Invoice(Tracked, HasLines, BaseModel):
         if self.status == "issued":
             return "overdue" if self.due_date and self.due_date < today() else "unpaid"
         return self.status
+
+    def possible_actions(self):
+        """The lifecycle steps this invoice's state allows (the methods refuse anything else)."""
+        return {"draft": ["issue", "cancel"], "issued": ["paid", "cancel"]}.get(self.status, [])
 
     def lines_locked_reason(self):
         if self.status != "draft":

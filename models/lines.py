@@ -99,7 +99,6 @@ class HasLines:
     """Line editing and cached totals for a document with a `line_model` whose FK is `document`."""
 
     line_model = None
-    lines_label = "document"
 
     @property
     def customer_name(self):

@@ -43,7 +43,6 @@ class Move:
 
 class Opportunity(Tracked, HasLines, BaseModel):
     record_type = "opportunity"
-    lines_label = "opportunity"
 
     topic = CharField(max_length=200)
     account = ForeignKeyField(Account, null=True, backref="opportunities", on_delete="RESTRICT")
@@ -98,10 +97,6 @@ class Opportunity(Tracked, HasLines, BaseModel):
         """SQL expression (minor units) of the card amount, for column sums."""
         return Case(None, [((cls.status == "won") & cls.actual_revenue.is_null(False), cls.actual_revenue)],
                     cls.estimated_revenue)
-
-    @classmethod
-    def in_column(cls, column):
-        return cls.select().where(cls.column == column)
 
     # ----- editing ---------------------------------------------------------------------------
     @staticmethod

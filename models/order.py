@@ -16,7 +16,6 @@ from .validation import Cleaner
 
 class Order(Tracked, HasLines, BaseModel):
     record_type = "order"
-    lines_label = "order"
 
     number = IntegerField(unique=True)
     quote = ForeignKeyField(Quote, unique=True, backref="orders", on_delete="RESTRICT")
@@ -49,6 +48,15 @@ class Order(Tracked, HasLines, BaseModel):
         from .invoice import Invoice
         return (Invoice.select().where((Invoice.order == self.id) & (Invoice.status != "canceled"))
                 .order_by(Invoice.id.desc()).first())
+
+    def possible_actions(self):
+        """The lifecycle steps this order's state allows (the methods refuse anything else)."""
+        actions = ["fulfil"] if self.status == "open" else []
+        if self.status != "canceled" and self.invoice is None:
+            actions.append("invoice")
+        if self.status == "open":
+            actions.append("cancel")
+        return actions
 
     def lines_locked_reason(self):
         return f"Order {self.display_number} has frozen prices; its lines cannot change."

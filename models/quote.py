@@ -19,7 +19,6 @@ QUOTE_STATUSES = ("draft", "active", "won", "lost", "revised")
 
 class Quote(Tracked, HasLines, BaseModel):
     record_type = "quote"
-    lines_label = "quote"
 
     number = IntegerField()
     revision = IntegerField(default=1, constraints=[Check("revision >= 1")])
@@ -102,6 +101,15 @@ class Quote(Tracked, HasLines, BaseModel):
             HistoryEvent.write(actor, self, "update", changes)
         return True
 
+    def active_sibling(self):
+        """Another quote of the same deal that is active (only one may be), or None."""
+        return (Quote.select_without("pdf").where((Quote.opportunity == self.opportunity_id)
+                                                  & (Quote.status == "active") & (Quote.id != self.id)).first())
+
+    def possible_actions(self):
+        """The lifecycle steps this quote's state allows (the methods refuse anything else)."""
+        return {"draft": ["activate", "lose"], "active": ["win", "revise", "lose"]}.get(self.status, [])
+
     def activation_missing(self):
         """What a quote needs before it can be sent (field -> message)."""
         missing = {}
@@ -132,8 +140,7 @@ class Quote(Tracked, HasLines, BaseModel):
             if missing:
                 raise RuleNotMet("The quote is not ready to send.", missing, step="close",
                                  defaults={"valid_until": self.valid_until})
-            other = (Quote.select().where((Quote.opportunity == self.opportunity_id) & (Quote.status == "active")
-                                          & (Quote.id != self.id)).first())
+            other = self.active_sibling()
             if other is not None:
                 raise NotAllowed(f"Quote {other.display_number} is already active for this deal: "
                                  "revise or close it first.")

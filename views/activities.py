@@ -3,7 +3,7 @@ from flask import Blueprint, abort, g, redirect, render_template, request, url_f
 
 from models import Activity, Lead, Opportunity, ValidationError
 
-from .common import is_htmx, render_fragment
+from .common import is_htmx, parse_record_key, render_fragment
 
 bp = Blueprint("activities", __name__)
 
@@ -12,11 +12,11 @@ ENDPOINTS = {"lead": "leads.detail", "opportunity": "opportunities.detail"}
 
 
 def _record(key):
-    kind, _, raw = (key or "").partition(":")
-    model = RECORDS.get(kind)
-    if model is None or not raw.isdigit() or len(raw) > 12:
+    parsed = parse_record_key(key, RECORDS)
+    if parsed is None:
         abort(400)
-    record = model.get_or_none(model.id == int(raw))
+    model, pk = parsed
+    record = model.get_or_none(model.id == pk)
     if record is None:
         abort(404)
     return record

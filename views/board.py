@@ -9,7 +9,7 @@ from models.board import BoardFilter, column_cards, column_headers, invoice_stat
 from models.lead import DISQUALIFY_REASONS, TIMEFRAMES
 from models.opportunity import CHECKLISTS, COLUMN_LABELS, LOST_REASONS
 
-from .common import current_settings, from_board, is_htmx, page_args, render, render_fragment
+from .common import current_settings, from_board, is_htmx, page_args, parse_record_key, render, render_fragment
 
 bp = Blueprint("board", __name__)
 
@@ -49,11 +49,11 @@ def _panel_html(record, oob=False):
 
 def _panel_record(key):
     """'quote:3' -> the record whose panel the board URL asks for (None when unknown)."""
-    kind, _, raw_id = (key or "").partition(":")
-    parts = _panel_parts().get(kind)
-    if parts is None or not raw_id.isdigit() or len(raw_id) > 12:
+    parsed = parse_record_key(key, {kind: parts[0] for kind, parts in _panel_parts().items()})
+    if parsed is None:
         return None
-    return parts[0].get_or_none(parts[0].id == int(raw_id))
+    model, pk = parsed
+    return model.get_or_none(model.id == pk)
 
 
 @bp.get("/board")
@@ -119,11 +119,11 @@ FIELD_SPECS = {
 
 def _load_record(key):
     """'lead:12' -> the Lead (404 when it does not exist; 400 when the key is malformed)."""
-    kind, _, raw_id = (key or "").partition(":")
-    model = RECORD_TYPES.get(kind)
-    if model is None or not raw_id.isdigit() or len(raw_id) > 12:
+    parsed = parse_record_key(key, RECORD_TYPES)
+    if parsed is None:
         raise ValidationError("Unknown card.", {"record": "Give a card as lead:ID or opportunity:ID."})
-    record = model.get_or_none(model.id == int(raw_id))
+    model, pk = parsed
+    record = model.get_or_none(model.id == pk)
     if record is None:
         raise NotFound("That card does not exist (any more).")
     return record

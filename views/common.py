@@ -113,6 +113,15 @@ def register_error_handlers(app):
         return error_response(500, DomainError("Something went wrong on our side. Nothing was saved."))
 
 
+def parse_record_key(key, models):
+    """'lead:12' -> (Lead, 12) when the kind is one of `models` and the id a plain number; else None."""
+    kind, _, raw_id = (key or "").partition(":")
+    model = models.get(kind)
+    if model is None or not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 12:
+        return None
+    return model, int(raw_id)
+
+
 def owner_choices():
     """(id, name) of the active users, for owner fields and filters."""
     from models import User

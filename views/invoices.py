@@ -24,13 +24,14 @@ STATUSES = ("draft", "issued", "paid", "canceled")
 def invoice_actions(invoice):
     """The steps possible now for this invoice."""
     actions = []
-    if invoice.status == "draft":
+    possible = invoice.possible_actions()
+    if "issue" in possible:
         actions.append(Action("issue", "Issue", "invoices.issue", "primary", submit="Issue",
                               intro="The next invoice number is allocated and the invoice is frozen."))
-    if invoice.status == "issued":
+    if "paid" in possible:
         actions.append(Action("paid", "Mark paid", "invoices.mark_paid", "primary", "inline", submit="Mark paid",
                               inputs=[Input("paid_on", "Paid on", "date", today().isoformat(), True)]))
-    if invoice.status in ("draft", "issued"):
+    if "cancel" in possible:
         keeps = " It keeps its number." if invoice.status == "issued" else ""
         actions.append(Action("cancel", "Cancel invoice", "invoices.cancel", "danger", "expand",
                               submit="Cancel the invoice", intro=f"The invoice is canceled.{keeps}",

@@ -19,13 +19,14 @@ STATUSES = ("open", "fulfilled", "canceled")
 def order_actions(order):
     """The steps possible now for this order."""
     actions = []
-    if order.status == "open":
+    possible = order.possible_actions()
+    if "fulfil" in possible:
         actions.append(Action("fulfil", "Fulfil", "orders.fulfil", "primary", submit="Fulfil",
                               intro="The order is delivered."))
-    if order.status != "canceled" and order.invoice is None:
+    if "invoice" in possible:
         actions.append(Action("invoice", "Create invoice", "orders.create_invoice", submit="Create invoice",
                               intro="A draft invoice is made from the order's lines."))
-    if order.status == "open":
+    if "cancel" in possible:
         actions.append(Action("cancel", "Cancel order", "orders.cancel", "danger", "expand", submit="Cancel the order",
                               intro="The order is canceled and the deal leaves the board.",
                               inputs=[Input("reason", "Reason", "textarea", "", True)]))

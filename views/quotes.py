@@ -201,15 +201,15 @@ def quote_actions(quote):
     actions = []
     lose = Action("lose", "Lose", "quotes.lose", "danger", "expand", submit="Mark the quote lost",
                   intro="The quote is marked lost; the deal stays open for another quote.")
-    if quote.status == "draft":
-        other = (Quote.select().where((Quote.opportunity == quote.opportunity_id) & (Quote.status == "active")
-                                      & (Quote.id != quote.id)).first())
+    possible = quote.possible_actions()
+    if "activate" in possible:
+        other = quote.active_sibling()
         activate = Action("activate", "Activate (send)", "quotes.activate", "primary", submit="Activate (send)",
                           intro="The quote becomes active (sent to the customer) and read-only.")
         if other is not None:
             activate.disabled = f"Quote {other.display_number} is already active for this deal."
         actions += [activate, lose]
-    elif quote.status == "active":
+    elif "win" in possible:
         defaults = quote.opportunity.win_defaults()
         revenue, closed = f"{defaults['actual_revenue']:f}", defaults["actual_close_date"].isoformat()
         win = Action("win", "Win", "quotes.win", "primary", "expand", submit="Close the deal as won",
