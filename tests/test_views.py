@@ -208,6 +208,7 @@ def test_move_into_qualify_is_refused_with_reason(logged_in, user):
     ("lead:{id}", "nowhere", 422),
     ("lead:{id}", "", 422),
     ("lead:" + "9" * 40, "develop", 422),
+    ("lead:²", "develop", 422),
 ])
 def test_bad_move_requests_are_4xx(logged_in, user, record, to, status):
     lead = _ready_lead(user)
