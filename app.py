@@ -93,7 +93,7 @@ def create_app(config=None):
         db.connect(reuse_if_open=True)
         from models import User
         uid = session.get("uid")
-        g.user = User.get_or_none((User.id == uid) & (User.active == True)) if uid else None  # noqa: E712
+        g.user = User.signed_in(uid)
         if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
             if htmx:
                 resp = make_response("", 401)

@@ -1,7 +1,7 @@
 """Notes, calls, emails, meetings and tasks regarding any record."""
 from peewee import BooleanField, CharField, Check, DateField, DateTimeField, ForeignKeyField, IntegerField, TextField
 
-from .base import BaseModel, now, today, write_transaction
+from .base import BaseModel, Param, now, prepared, today, write_transaction
 from .user import User
 from .validation import Cleaner
 
@@ -71,9 +71,12 @@ class Activity(BaseModel):
         """{record_id: the earliest open activity with a due date} for a page of cards (one query)."""
         if not record_ids:
             return {}
-        rows = (cls.select().where((cls.record_type == record_type) & (cls.record_id.in_(list(record_ids)))
-                                   & (cls.done == False) & cls.due_date.is_null(False))  # noqa: E712
-                .order_by(cls.due_date, cls.id))
+        ids = list(dict.fromkeys(record_ids))
+        names = [f"id{i}" for i in range(len(ids))]
+        rows = prepared(("next_open", record_type, len(ids)), lambda: (
+            cls.select().where((cls.record_type == record_type) & cls.record_id.in_([Param(n) for n in names])
+                               & (cls.done == False) & cls.due_date.is_null(False))  # noqa: E712
+            .order_by(cls.due_date, cls.id)), **dict(zip(names, ids)))
         result = {}
         for row in rows:
             result.setdefault(row.record_id, row)

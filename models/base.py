@@ -3,7 +3,7 @@ import contextlib
 import datetime
 from decimal import Decimal, InvalidOperation, ROUND_HALF_UP
 
-from peewee import BigIntegerField, DatabaseProxy, Model, PostgresqlDatabase
+from peewee import BigIntegerField, DatabaseProxy, Model, Node, PostgresqlDatabase, SelectBase
 from playhouse.db_url import connect
 from playhouse.pool import PooledSqliteDatabase
 
@@ -32,6 +32,74 @@ def make_database(url):
     if scheme in ("postgres", "postgresql"):
         scheme = "postgresql+pool"
     return connect(f"{scheme}://{rest}", max_connections=32, stale_timeout=600, timeout=30)
+
+
+class Param(Node):
+    """A named placeholder in a prepared query: its value is given each time the query runs.
+
+    The value goes through the converter of the field it is compared with or assigned to
+    (or `converter`), exactly as peewee would have converted a literal value.
+    """
+
+    def __init__(self, name, converter=None):
+        super().__init__()
+        self.name, self.converter = name, converter
+
+    def __sql__(self, ctx):
+        ctx._values.append(_Slot(self.name, self.converter or ctx.state.converter))
+        return ctx.literal(ctx.state.param or "?")
+
+
+class _Slot:
+    __slots__ = ("name", "converter")
+
+    def __init__(self, name, converter):
+        self.name, self.converter = name, converter
+
+    def value(self, values):
+        value = values[self.name]
+        return self.converter(value) if self.converter and value is not None else value
+
+
+_PREPARED = {}
+
+
+def prepared(key, build, **values):
+    """Run the query that `build()` makes, compiled to SQL only once per database kind and `key`.
+
+    Building SQL is most of what peewee spends on the board's hot paths (a move runs a dozen short
+    queries); a prepared query keeps the SQL and re-runs it with new `values` for its Param()s.
+    SELECTs give peewee's usual results (model instances, joins, dicts); UPDATE / DELETE give the
+    number of rows affected, INSERT the new row's id.
+    """
+    database = db.obj
+    entry = _PREPARED.get((type(database), key))
+    if entry is None:
+        query = build()
+        sql, params = query.sql()
+        entry = _PREPARED[(type(database), key)] = (query, sql, params, isinstance(query, SelectBase))
+    query, sql, params, is_select = entry
+    cursor = database.execute_sql(sql, [p.value(values) if isinstance(p, _Slot) else p for p in params])
+    if is_select:
+        return query._get_cursor_wrapper(cursor)
+    return query.handle_result(database, cursor)
+
+
+def insert_row(instance):
+    """INSERT a new model instance with the fields it holds (a prepared query); returns its id."""
+    cls = type(instance)
+    fields = cls._meta.fields
+    names = tuple(sorted(name for name in instance.__data__ if name in fields))
+    return prepared((cls, "insert", names), lambda: cls.insert(
+        {fields[name]: Param(name, fields[name].db_value) for name in names}),
+        **{name: instance.__data__[name] for name in names})
+
+
+def first(rows):
+    """The first row of a prepared SELECT, or None."""
+    for row in rows:
+        return row
+    return None
 
 
 def is_postgres():
@@ -143,10 +211,19 @@ class BaseModel(Model):
     @classmethod
     def get_locked(cls, pk):
         """Fetch a row for update inside the current write transaction (row lock on PostgreSQL)."""
-        query = cls.select().where(cls._meta.primary_key == pk)
-        if is_postgres():
-            query = query.for_update()
-        return query.get()
+        row = cls.by_id(pk, lock=True)
+        if row is None:
+            raise cls.DoesNotExist(f"{cls.__name__} {pk} does not exist.")
+        return row
+
+    @classmethod
+    def by_id(cls, pk, lock=False):
+        """The row with this primary key or None (a prepared query: this is on every hot path);
+        lock=True inside a write transaction takes the row lock on PostgreSQL."""
+        def build():
+            query = cls.select().where(cls._meta.primary_key == Param("pk"))
+            return query.for_update() if lock and is_postgres() else query
+        return first(prepared((cls, "by_id", lock), build, pk=pk))
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ from decimal import Decimal
 from peewee import fn
 
 from .activity import Activity
-from .base import today
+from .base import Param, prepared, today
 from .lead import QUALIFY_PROBABILITY, Lead
 from .opportunity import COLUMN_LABELS, COLUMNS, Opportunity, _cents
 from .party import Account, Contact
@@ -61,42 +61,54 @@ class BoardFilter:
     def active(self):
         return bool(self.owner != "all" or self.q or self.close_from or self.close_to)
 
+    def shape(self, column=None):
+        """What the filter's SQL looks like (its values aside): the key of its prepared queries."""
+        return (bool(self.owner_id), bool(self.q), bool(self.close_from), bool(self.close_to),
+                not self.show_old and column in (None, "lost", "invoiced"), not self.show_old)
+
+    def values(self):
+        """The values of the Param()s in the filter's conditions."""
+        cutoff = today() - datetime.timedelta(days=RECENT_DAYS)
+        return {"owner": self.owner_id, "q": self.q.lower(), "close_from": self.close_from,
+                "close_to": self.close_to, "cutoff": cutoff,
+                "cutoff_at": datetime.datetime.combine(cutoff, datetime.time())}
+
     def opportunity_where(self, column=None):
+        """The condition on opportunities (with Param()s: run it through `prepared` with values())."""
         O = Opportunity
         cond = O.column.is_null(False)
         if self.owner_id:
-            cond &= O.owner == self.owner_id
+            cond &= O.owner == Param("owner")
         if self.close_from:
-            cond &= O.estimated_close_date >= self.close_from
+            cond &= O.estimated_close_date >= Param("close_from")
         if self.close_to:
-            cond &= O.estimated_close_date <= self.close_to
+            cond &= O.estimated_close_date <= Param("close_to")
         if self.q:
-            like = self.q.lower()
+            like = Param("q")
             cond &= (fn.LOWER(O.topic).contains(like)
                      | O.account.in_(Account.select(Account.id).where(fn.LOWER(Account.name).contains(like)))
                      | O.contact.in_(Contact.select(Contact.id).where(fn.LOWER(Contact.name).contains(like))))
         if not self.show_old and column in (None, "lost", "invoiced"):
             from .invoice import Invoice
-            cutoff = today() - datetime.timedelta(days=RECENT_DAYS)
             unpaid = Invoice.select(Invoice.opportunity).where(Invoice.status == "issued")
-            recent = (O.column.not_in(["lost", "invoiced"])) | (O.actual_close_date >= cutoff) | \
-                (O.stage_entered_at >= datetime.datetime.combine(cutoff, datetime.time())) | O.id.in_(unpaid)
+            recent = (O.column.not_in(["lost", "invoiced"])) | (O.actual_close_date >= Param("cutoff")) | \
+                (O.stage_entered_at >= Param("cutoff_at")) | O.id.in_(unpaid)
             cond &= recent
         return cond
 
     def lead_where(self):
+        """The condition on leads (with Param()s, like opportunity_where)."""
         L = Lead
         cond = L.status.in_(["open", "disqualified"])
         if self.owner_id:
-            cond &= L.owner == self.owner_id
+            cond &= L.owner == Param("owner")
         if self.q:
-            like = self.q.lower()
+            like = Param("q")
             cond &= (fn.LOWER(L.name).contains(like) | fn.LOWER(L.company).contains(like) | fn.LOWER(L.topic).contains(like))
         if self.close_from or self.close_to:
             cond &= L.id.is_null()
         if not self.show_old:
-            cutoff = datetime.datetime.combine(today() - datetime.timedelta(days=RECENT_DAYS), datetime.time())
-            cond &= (L.status == "open") | (L.closed_at >= cutoff)
+            cond &= (L.status == "open") | (L.closed_at >= Param("cutoff_at"))
         return cond
 
 
@@ -112,47 +124,63 @@ class ColumnHeader:
         return COLUMN_LABELS[self.stage]
 
 
-def column_headers(flt):
-    """Count, total and weighted total of every column over the whole filtered column (two queries)."""
+def column_headers(flt, columns=None):
+    """Count, total and weighted total of every column (or of `columns`) over the whole filtered column
+    (two queries at most)."""
     headers = {stage: ColumnHeader(stage) for stage in COLUMNS}
-    for column, (count, total, weighted) in Opportunity.column_stats(flt.opportunity_where()).items():
-        header = headers[column]
-        header.count, header.total, header.weighted = count, total, weighted
-    L = Lead
-    rows = (L.select(L.status, fn.COUNT(L.id).alias("n"), fn.SUM(L.budget_amount).alias("total"))
-            .where(flt.lead_where()).group_by(L.status).dicts())
-    for row in rows:
-        stage = "qualify" if row["status"] == "open" else "lost"
-        header = headers[stage]
-        total = _cents(row["total"])
-        header.count += row["n"]
-        header.total += total
-        if stage == "qualify":
-            header.weighted += _cents(int(row["total"] or 0) * QUALIFY_PROBABILITY, 100)
+    wanted = set(columns or COLUMNS)
+    values = flt.values()
+    if wanted - {"qualify"}:
+        stats = prepared(("opportunity-stats", flt.shape()),
+                         lambda: Opportunity.stats_query(flt.opportunity_where()), **values)
+        for column, (count, total, weighted) in Opportunity.column_stats_rows(stats).items():
+            header = headers[column]
+            header.count, header.total, header.weighted = count, total, weighted
+    if wanted & {"qualify", "lost"}:
+        L = Lead
+        rows = prepared(("lead-stats", flt.shape()), lambda: (
+            L.select(L.status, fn.COUNT(L.id).alias("n"), fn.SUM(L.budget_amount).alias("total"))
+            .where(flt.lead_where()).group_by(L.status).dicts()), **values)
+        for row in rows:
+            stage = "qualify" if row["status"] == "open" else "lost"
+            header = headers[stage]
+            total = _cents(row["total"])
+            header.count += row["n"]
+            header.total += total
+            if stage == "qualify":
+                header.weighted += _cents(int(row["total"] or 0) * QUALIFY_PROBABILITY, 100)
     return headers
 
 
 def column_cards(stage, flt, offset=0, limit=25):
     """One page of a column's cards (leads and/or opportunities), in display order."""
+    values = dict(flt.values(), offset=offset, limit=limit)
     if stage == "qualify":
-        return _lead_cards(flt.lead_where() & (Lead.status == "open"), Lead.created_at.desc(), offset, limit)
+        return _lead_cards(flt, "open", Lead.created_at.desc(), values)
     if stage == "lost":
-        leads = _lead_cards(flt.lead_where() & (Lead.status == "disqualified"), Lead.closed_at.desc(),
-                            0, offset + limit)
-        opps = list(Opportunity.cards("lost", flt.opportunity_where("lost"), offset + limit, 0))
+        values = dict(values, limit=offset + limit, offset=0)
+        leads = _lead_cards(flt, "disqualified", Lead.closed_at.desc(), values)
+        opps = _opportunity_cards(flt, "lost", values)
         merged = sorted(leads + opps, key=lambda r: _closed_key(r), reverse=True)
         return merged[offset:offset + limit]
-    return list(Opportunity.cards(stage, flt.opportunity_where(stage), limit, offset))
+    return _opportunity_cards(flt, stage, values)
+
+
+def _opportunity_cards(flt, stage, values):
+    return list(prepared(("opportunity-cards", stage, flt.shape(stage)), lambda: Opportunity.cards(
+        stage, flt.opportunity_where(stage), Param("limit"), Param("offset")), **values))
+
+
+def _lead_cards(flt, status, order, values):
+    return list(prepared(("lead-cards", status, flt.shape()), lambda: (
+        Lead.card_query().where(flt.lead_where() & (Lead.status == status))
+        .order_by(order, Lead.id.desc()).limit(Param("limit")).offset(Param("offset"))), **values))
 
 
 def _closed_key(record):
     if isinstance(record, Lead):
         return (record.closed_at or record.updated_at, record.id)
     return (datetime.datetime.combine(record.actual_close_date or datetime.date.min, datetime.time()), record.id)
-
-
-def _lead_cards(where, order, offset, limit):
-    return list(Lead.card_query().where(where).order_by(order, Lead.id.desc()).limit(limit).offset(offset))
 
 
 def next_activities(cards):

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from peewee import JOIN, CharField, DateTimeField, ForeignKeyField, IntegerField, TextField
 
-from .base import BaseModel, now
+from .base import BaseModel, Param, insert_row, now, prepared
 from .user import User
 
 
@@ -40,9 +40,10 @@ class HistoryEvent(BaseModel):
         if changes:
             payload = json.dumps({k: [_plain(a), _plain(b)] for k, (a, b) in changes.items()},
                                  sort_keys=True)
-        return cls.create(actor=actor, record_type=record.record_type, record_id=record.id,
-                          action=action, changes=payload, from_stage=from_stage,
-                          to_stage=to_stage, note=note)
+        event = cls(at=now(), actor=actor, record_type=record.record_type, record_id=record.id,
+                    action=action, changes=payload, from_stage=from_stage, to_stage=to_stage, note=note)
+        event.id = insert_row(event)
+        return event
 
     @property
     def change_map(self):
@@ -143,7 +144,14 @@ class Tracked:
         """Bump the version and save (inside the write transaction)."""
         self.version += 1
         self.updated_at = now()
-        self.save()
+        cls = type(self)
+        fields = cls._meta.fields
+        pk = cls._meta.primary_key.name
+        names = tuple(sorted(name for name in self.__data__ if name != pk and name in fields))
+        prepared((cls, "save", names), lambda: cls.update(
+            {fields[name]: Param(name, fields[name].db_value) for name in names}).where(
+            cls._meta.primary_key == Param(pk)), **{name: self.__data__[name] for name in names + (pk,)})
+        self._dirty.clear()
 
 
 def raise_stale(record):

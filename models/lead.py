@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from peewee import BooleanField, CharField, Check, DateTimeField, ForeignKeyField, IntegerField, TextField
 
-from .base import BaseModel, MoneyField, now, today, write_transaction
+from .base import BaseModel, MoneyField, Param, first, now, prepared, today, write_transaction
 from .errors import NotAllowed, RuleNotMet, ValidationError
 from .history import HistoryEvent, Tracked
 from .party import Account, Contact
@@ -105,7 +105,7 @@ class Lead(Tracked, BaseModel):
     @classmethod
     def card(cls, pk):
         """One card's record, loaded like the board loads it."""
-        return cls.card_query().where(cls.id == pk).get()
+        return first(prepared((cls, "card"), lambda: cls.card_query().where(cls.id == Param("pk")), pk=pk))
 
     @staticmethod
     def clean(data, partial=False):

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from peewee import JOIN, Case, CharField, Check, DateField, DateTimeField, ForeignKeyField, IntegerField, TextField, fn
 
-from .base import BaseModel, MoneyField, now, today, write_transaction
+from .base import BaseModel, MoneyField, Param, first, now, prepared, today, write_transaction
 from .errors import NotAllowed, RuleNotMet, ValidationError
 from .history import HistoryEvent, Tracked
 from .lead import Lead
@@ -163,8 +163,9 @@ class Opportunity(Tracked, HasLines, BaseModel):
 
     def quote_in(self, *statuses):
         from .quote import Quote
-        return (Quote.select().where((Quote.opportunity == self.id) & Quote.status.in_(statuses))
-                .order_by(Quote.revision.desc()).first())
+        return first(prepared(("quote_in", statuses), lambda: (
+            Quote.select().where((Quote.opportunity == Param("opportunity")) & Quote.status.in_(statuses))
+            .order_by(Quote.revision.desc()).limit(1)), opportunity=self.id))
 
     @property
     def order(self):
@@ -439,14 +440,22 @@ class Opportunity(Tracked, HasLines, BaseModel):
     @classmethod
     def column_stats(cls, where=None):
         """{column: (count, total, weighted)} over whole columns, computed in SQL."""
+        return cls.column_stats_rows(cls.stats_query(where).dicts())
+
+    @classmethod
+    def stats_query(cls, where=None):
+        """Count, total and weighted total per board column (one grouped query)."""
         amount = cls.amount_sql()
         query = (cls.select(cls.column, fn.COUNT(cls.id).alias("n"), fn.SUM(amount).alias("total"),
                             fn.SUM(amount * cls.probability).alias("weighted"))
                  .where(cls.column.is_null(False)))
         if where is not None:
             query = query.where(where)
-        return {row["column"]: (row["n"], _cents(row["total"]), _cents(row["weighted"], 100))
-                for row in query.group_by(cls.column).dicts()}
+        return query.group_by(cls.column).dicts()
+
+    @staticmethod
+    def column_stats_rows(rows):
+        return {row["column"]: (row["n"], _cents(row["total"]), _cents(row["weighted"], 100)) for row in rows}
 
     @classmethod
     def card_query(cls):
@@ -460,7 +469,7 @@ class Opportunity(Tracked, HasLines, BaseModel):
     @classmethod
     def card(cls, pk):
         """One card's record, loaded like the board loads it."""
-        return cls.card_query().where(cls.id == pk).get()
+        return first(prepared((cls, "card"), lambda: cls.card_query().where(cls.id == Param("pk")), pk=pk))
 
     @classmethod
     def cards(cls, column, where=None, limit=25, offset=0):

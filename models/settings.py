@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ElementTree
 
 from peewee import BlobField, CharField, Check, IntegerField, TextField
 
-from .base import BaseModel, is_postgres
+from .base import BaseModel, first, is_postgres, prepared
 from .errors import ValidationError
 
 SETTINGS_LIMITS = {"company_name": 200, "address": 1000, "vat_id": 40, "bank_details": 500,
@@ -40,7 +40,7 @@ class Settings(BaseModel):
     @classmethod
     def load(cls, default_currency="EUR"):
         """The single settings row, created on first use."""
-        row = cls.select().order_by(cls.id).first()
+        row = first(prepared((cls, "load"), lambda: cls.select().order_by(cls.id).limit(1)))
         if row is None:
             row = cls.create(currency=default_currency)
         return row

@@ -2,7 +2,7 @@
 from peewee import BooleanField, CharField, Check, DateTimeField
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .base import BaseModel, now, write_transaction
+from .base import BaseModel, Param, first, now, prepared, write_transaction
 from .errors import ValidationError
 
 ROLES = ("seller", "manager", "admin")
@@ -49,6 +49,14 @@ class User(BaseModel):
         with write_transaction():
             return cls.create(email=email, name=(name or email.split("@")[0]).strip()[:120],
                               password_hash=generate_password_hash(password), role=role)
+
+    @classmethod
+    def signed_in(cls, uid):
+        """The active user of a session's user id, or None (every request asks: a prepared query)."""
+        if not isinstance(uid, int) or isinstance(uid, bool):
+            return None
+        return first(prepared((cls, "signed_in"), lambda: cls.select().where(
+            (cls.id == Param("uid")) & (cls.active == True)), uid=uid))  # noqa: E712
 
     @classmethod
     def authenticate(cls, email, password):

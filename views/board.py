@@ -85,7 +85,7 @@ def column_page(stage):
     except ValueError:
         abort(400)
     cards = column_cards(stage, flt, offset, page_size)
-    header = column_headers(flt)[stage]
+    header = column_headers(flt, [stage])[stage]
     return render("board/column_page.html", "board/_more_cards.html", stage=stage, cards=cards, offset=offset,
                   header=header, **_card_context(flt, cards))
 
@@ -123,7 +123,7 @@ def _load_record(key):
     if parsed is None:
         raise ValidationError("Unknown card.", {"record": "Give a card as lead:ID or opportunity:ID."})
     model, pk = parsed
-    record = model.get_or_none(model.id == pk)
+    record = model.by_id(pk)
     if record is None:
         raise NotFound("That card does not exist (any more).")
     return record
@@ -148,7 +148,7 @@ def card_refresh(record):
         return ""
     flt = _board_filter()
     fresh = type(record).card(record.id)
-    header = column_headers(flt)[fresh.column]
+    header = column_headers(flt, [fresh.column])[fresh.column]
     html = render_template("board/_card.html", card=fresh, oob_replace=True, **_card_context(flt, [fresh]))
     html += render_template("board/_header.html", header=header, oob=True, **_card_context(flt, []))
     return html
@@ -165,7 +165,7 @@ def _oob_cards(flt, record, old_keys, columns):
     if not from_board():
         return ""
     fresh = type(record).card(record.id)
-    headers = column_headers(flt)
+    headers = column_headers(flt, columns) if columns else {}
     return render_template("board/_oob_update.html", card=fresh, old_keys=old_keys,
                            headers=[headers[c] for c in columns if c in headers],
                            **_card_context(flt, [fresh]))
