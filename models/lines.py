@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from peewee import CharField, Check, ForeignKeyField, IntegerField
 
-from .base import BaseModel, MoneyField, PercentField, QuantityField, write_transaction
+from .base import BaseModel, MoneyField, Param, PercentField, QuantityField, prepared, write_transaction
 from .catalog import Product
 from .money import document_totals, line_net, line_tax
 from .validation import Cleaner
@@ -118,7 +118,8 @@ class HasLines:
 
     def line_rows(self):
         model = self.line_model
-        return list(model.select().where(model.document == self.id).order_by(model.position, model.id))
+        return list(prepared((model, "rows"), lambda: model.select().where(model.document == Param("document"))
+                             .order_by(model.position, model.id), document=self.id))
 
     def totals(self):
         return totals_of(self.line_rows())
