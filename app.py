@@ -67,7 +67,8 @@ def create_app(config=None):
     from models import db
     from models.schema import bind, upgrade
     from views import register
-    from views.common import csrf, htmx
+    from models.security import client_ip
+    from views.common import csrf, htmx, load_url_records
 
     app = Flask(__name__, instance_path=None)
     app.config.update(load_config(config))
@@ -93,13 +94,16 @@ def create_app(config=None):
         db.connect(reuse_if_open=True)
         from models import User
         uid = session.get("uid")
-        g.user = User.signed_in(uid)
+        g.user = User.signed_in(uid, session.get("epoch"))
+        client_ip.set(request.remote_addr)
         if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
             if htmx:
                 resp = make_response("", 401)
                 resp.headers["HX-Redirect"] = url_for("auth.login", next=request.path)
                 return resp
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if g.user is not None:
+            load_url_records()
 
     @app.after_request
     def security_headers(response):
@@ -144,17 +148,36 @@ def register_cli(app):
     @click.option("--password", required=True)
     @click.option("--name", default=None)
     @click.option("--role", default="seller", type=click.Choice(["seller", "manager", "admin"]))
-    def create_user(email, password, name, role):
-        """Create a login."""
-        from models import User, ValidationError, db
+    @click.option("--team", default=None, help="Team name (created when it does not exist yet).")
+    def create_user(email, password, name, role, team):
+        """Create a login (without --team the user sees only their own records)."""
+        from models import Team, User, ValidationError, db
+        from models.base import write_transaction
         with db.connection_context():
             try:
-                user = User.create_user(email, password, name=name, role=role)
+                if team:
+                    with write_transaction():
+                        Team.get_or_create(name=team.strip()[:80])
+                user = User.create_user(email, password, name=name, role=role, team=team.strip()[:80] if team else None)
             except ValidationError as exc:
                 for field, message in exc.fields.items():
                     click.echo(f"{field}: {message}", err=True)
                 sys.exit(2)
-        click.echo(f"created {user.role} {user.email}")
+        click.echo(f"created {user.role} {user.email}" + (f" in team {team}" if team else ""))
+
+    @app.cli.command("backup")
+    @click.argument("path")
+    def backup(path):
+        """Copy the SQLite database to PATH while the app runs (PostgreSQL: use pg_dump, see README)."""
+        from models import db
+        from models.backup import BackupError, backup_sqlite
+        try:
+            with db.connection_context():
+                size = backup_sqlite(path)
+        except BackupError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+        click.echo(f"backup written to {path} ({size} bytes, integrity ok)")
 
     @app.cli.command("freeze-documents")
     def freeze_documents():

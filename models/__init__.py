@@ -11,12 +11,13 @@ from .order import Order, OrderLine
 from .party import Account, Contact
 from .quote import Quote, QuoteLine
 from .settings import NumberSequence, Settings
-from .user import User
+from .security import LoginFailure, SecurityEvent
+from .user import Team, User
 
-MODELS = [User, Settings, NumberSequence, Account, Contact, Product, Lead, Opportunity, OpportunityLine,
-          Quote, QuoteLine, Order, OrderLine, Invoice, InvoiceLine, Activity, HistoryEvent]
+MODELS = [Team, User, Settings, NumberSequence, Account, Contact, Product, Lead, Opportunity, OpportunityLine,
+          Quote, QuoteLine, Order, OrderLine, Invoice, InvoiceLine, Activity, HistoryEvent, SecurityEvent, LoginFailure]
 
 __all__ = ["MODELS", "db", "Activity", "Product", "HistoryEvent", "Invoice", "InvoiceLine", "Lead",
            "Opportunity", "OpportunityLine", "Order", "OrderLine", "Account", "Contact", "Quote", "QuoteLine",
-           "NumberSequence", "Settings", "User", "COLUMNS", "Move", "DomainError", "NotAllowed", "NotFound",
+           "NumberSequence", "Settings", "User", "Team", "SecurityEvent", "LoginFailure", "COLUMNS", "Move", "DomainError", "NotAllowed", "NotFound",
            "RuleNotMet", "StaleVersion", "ValidationError"]

@@ -4,6 +4,7 @@ from peewee import BooleanField, CharField, Check, DateField, DateTimeField, For
 from .base import BaseModel, Param, now, prepared, today, write_transaction
 from .user import User
 from .validation import Cleaner
+from .access import owned
 
 KINDS = ("note", "call", "email", "meeting", "task")
 
@@ -22,6 +23,18 @@ class Activity(BaseModel):
 
     class Meta:
         indexes = ((("record_type", "record_id", "done", "due_date"), False),)
+
+    @classmethod
+    def access_rule(cls, user, write=False):
+        """Activities belong to the lead or deal they are about: see models/access.py."""
+        from .lead import Lead
+        from .opportunity import Opportunity
+        conditions = [owned(model.owner, user, write) for model in (Lead, Opportunity)]
+        if conditions[0] is None:
+            return None
+        return (((cls.record_type == "lead") & cls.record_id.in_(Lead.select(Lead.id).where(conditions[0])))
+                | ((cls.record_type == "opportunity")
+                   & cls.record_id.in_(Opportunity.select(Opportunity.id).where(conditions[1]))))
 
     @property
     def overdue(self):

@@ -37,18 +37,27 @@ def make_database(url):
     return connect(f"{scheme}://{rest}", max_connections=32, stale_timeout=600, timeout=30)
 
 
+_UNBOUND = object()
+_COMPILING = threading.local()
+
+
 class Param(Node):
     """A named placeholder in a prepared query: its value is given each time the query runs.
 
     The value goes through the converter of the field it is compared with or assigned to
-    (or `converter`), exactly as peewee would have converted a literal value.
+    (or `converter`), exactly as peewee would have converted a literal value. Given a `value`,
+    the same condition also works in ordinary (not prepared) queries.
     """
 
-    def __init__(self, name, converter=None):
+    def __init__(self, name, value=_UNBOUND, converter=None):
         super().__init__()
-        self.name, self.converter = name, converter
+        self.name, self.bound, self.converter = name, value, converter
 
     def __sql__(self, ctx):
+        if not getattr(_COMPILING, "prepared", False):
+            if self.bound is _UNBOUND:
+                raise ValueError(f"Param {self.name!r} has no value outside a prepared query")
+            return ctx.value(self.bound, self.converter)
         ctx._values.append(_Slot(self.name, self.converter or ctx.state.converter))
         return ctx.literal(ctx.state.param or "?")
 
@@ -79,7 +88,11 @@ def prepared(key, build, **values):
     entry = _PREPARED.get((type(database), key))
     if entry is None:
         query = build()
-        sql, params = query.sql()
+        _COMPILING.prepared = True
+        try:
+            sql, params = query.sql()
+        finally:
+            _COMPILING.prepared = False
         entry = _PREPARED[(type(database), key)] = (query, sql, params, isinstance(query, SelectBase))
     query, sql, params, is_select = entry
     cursor = database.execute_sql(sql, [p.value(values) if isinstance(p, _Slot) else p for p in params])
@@ -94,7 +107,7 @@ def insert_row(instance):
     fields = cls._meta.fields
     names = tuple(sorted(name for name in instance.__data__ if name in fields))
     return prepared((cls, "insert", names), lambda: cls.insert(
-        {fields[name]: Param(name, fields[name].db_value) for name in names}),
+        {fields[name]: Param(name, converter=fields[name].db_value) for name in names}),
         **{name: instance.__data__[name] for name in names})
 
 

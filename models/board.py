@@ -6,6 +6,7 @@ from decimal import Decimal
 from peewee import fn
 
 from .activity import Activity
+from .access import combine, owned, scope_key, scope_values
 from .base import Param, prepared, today
 from .lead import QUALIFY_PROBABILITY, Lead
 from .opportunity import COLUMN_LABELS, COLUMNS, Opportunity, _cents
@@ -26,6 +27,7 @@ class BoardFilter:
     close_to: datetime.date = None
     show_old: bool = False
     errors: dict = field(default_factory=dict)
+    user: object = None
 
     @classmethod
     def from_args(cls, args, user):
@@ -40,6 +42,7 @@ class BoardFilter:
         flt = cls(owner=owner, q=c.values.get("q") or "", close_from=c.values.get("close_from"),
                   close_to=c.values.get("close_to"), show_old=args.get("old") == "1", errors=c.errors)
         flt.user_id = user.id if user else None
+        flt.user = user
         return flt
 
     @property
@@ -63,20 +66,20 @@ class BoardFilter:
 
     def shape(self, column=None):
         """What the filter's SQL looks like (its values aside): the key of its prepared queries."""
-        return (bool(self.owner_id), bool(self.q), bool(self.close_from), bool(self.close_to),
-                not self.show_old and column in (None, "lost", "invoiced"), not self.show_old)
+        return (scope_key(self.user), bool(self.owner_id), bool(self.q), bool(self.close_from),
+                bool(self.close_to), not self.show_old and column in (None, "lost", "invoiced"), not self.show_old)
 
     def values(self):
         """The values of the Param()s in the filter's conditions."""
         cutoff = today() - datetime.timedelta(days=RECENT_DAYS)
         return {"owner": self.owner_id, "q": self.q.lower(), "close_from": self.close_from,
                 "close_to": self.close_to, "cutoff": cutoff,
-                "cutoff_at": datetime.datetime.combine(cutoff, datetime.time())}
+                "cutoff_at": datetime.datetime.combine(cutoff, datetime.time()), **scope_values(self.user)}
 
     def opportunity_where(self, column=None):
         """The condition on opportunities (with Param()s: run it through `prepared` with values())."""
         O = Opportunity
-        cond = O.column.is_null(False)
+        cond = combine(O.column.is_null(False), owned(O.owner, self.user))
         if self.owner_id:
             cond &= O.owner == Param("owner")
         if self.close_from:
@@ -99,7 +102,7 @@ class BoardFilter:
     def lead_where(self):
         """The condition on leads (with Param()s, like opportunity_where)."""
         L = Lead
-        cond = L.status.in_(["open", "disqualified"])
+        cond = combine(L.status.in_(["open", "disqualified"]), owned(L.owner, self.user))
         if self.owner_id:
             cond &= L.owner == Param("owner")
         if self.q:

@@ -28,7 +28,7 @@ from .order import Order
 from .party import Account, Contact
 from .quote import Quote
 from .settings import Settings
-from .user import User
+from .user import Team, User
 
 _USERS = (
     ("anna@demo.pipeline", "demo-password-1", "admin", "Anna Becker"),
@@ -36,6 +36,7 @@ _USERS = (
     ("lena@demo.pipeline", "demo-password-3", "seller", "Lena Vogt"),
     ("tobias@demo.pipeline", "demo-password-4", "seller", "Tobias Krüger"),
 )
+DEMO_TEAM = "Field sales"
 DEMO_LOGINS = [(email, password, role) for email, password, role, _ in _USERS]
 
 COMPANY = {
@@ -426,7 +427,12 @@ class _Seeder:
 
     def create_users(self):
         try:
-            self.users = [User.create_user(email, password, name=name, role=role)
+            team = Team.create(name=DEMO_TEAM) if not Team.select().where(Team.name == DEMO_TEAM).exists() else None
+            if team is None:
+                raise _AlreadySeeded()
+            # The admin works across teams; the manager and the sellers form the field-sales team.
+            self.users = [User.create_user(email, password, name=name, role=role,
+                                           team=None if role == "admin" else team)
                           for email, password, role, name in _USERS]
         except (IntegrityError, ValidationError):
             raise _AlreadySeeded() from None

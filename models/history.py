@@ -133,6 +133,9 @@ class Tracked:
             if reason:
                 raise NotAllowed(reason)
             changes = self.apply_changes(self.prepare_update(values))
+            if "owner" in changes:
+                from .access import _id_of, check_owner_change
+                check_owner_change(actor, *(_id_of(v) for v in changes["owner"]))
             changes.update(self.after_update(changes))
             if not changes:
                 return False
@@ -149,7 +152,7 @@ class Tracked:
         pk = cls._meta.primary_key.name
         names = tuple(sorted(name for name in self.__data__ if name != pk and name in fields))
         prepared((cls, "save", names), lambda: cls.update(
-            {fields[name]: Param(name, fields[name].db_value) for name in names}).where(
+            {fields[name]: Param(name, converter=fields[name].db_value) for name in names}).where(
             cls._meta.primary_key == Param(pk)), **{name: self.__data__[name] for name in names + (pk,)})
         self._dirty.clear()
 

@@ -13,6 +13,8 @@ from .order import Order
 from .party import Account, Contact
 from .settings import NumberSequence, Settings
 from .validation import Cleaner
+from .access import through_deal
+from .security import SecurityEvent
 
 
 class Invoice(Tracked, HasLines, BaseModel):
@@ -45,6 +47,11 @@ class Invoice(Tracked, HasLines, BaseModel):
 
     class Meta:
         indexes = ((("year", "sequence"), True), (("status", "due_date"), False))
+
+    @classmethod
+    def access_rule(cls, user, write=False):
+        """Its deal's owner and team may see / change it: see models/access.py."""
+        return through_deal(cls.opportunity, user, write)
 
     @property
     def display_number(self):
@@ -157,6 +164,7 @@ class Invoice(Tracked, HasLines, BaseModel):
             self.save_version()
             HistoryEvent.write(actor, self, "issue", {"status": ("draft", "issued"), "number": (None, self.number),
                                                       "pdf_sha256": (None, pdf_sha256)})
+            SecurityEvent.log("invoice_issued", actor=actor, detail=f"{self.number} {self.gross_total}")
             if sync:
                 Opportunity.get_locked(self.opportunity_id).sync_column(actor)
         return True
@@ -201,6 +209,7 @@ class Invoice(Tracked, HasLines, BaseModel):
             self.cancel_reason = values["reason"]
             self.save_version()
             HistoryEvent.write(actor, self, "cancel", {"status": (old, "canceled")}, note=values["reason"])
+            SecurityEvent.log("invoice_canceled", actor=actor, detail=f"{self.number or 'draft'}: {values['reason']}")
             Opportunity.get_locked(self.opportunity_id).sync_column(actor)
         return True
 

@@ -10,6 +10,7 @@ from .history import HistoryEvent, Tracked
 from .party import Account, Contact
 from .user import User
 from .validation import Cleaner
+from .access import _id_of, check_owner_change, owned
 
 SOURCES = ("web form", "email", "trade show", "referral", "partner", "advertisement", "import", "other")
 TIMEFRAMES = ("immediate", "this quarter", "next quarter", "this year", "unknown")
@@ -68,6 +69,11 @@ class Lead(Tracked, BaseModel):
 
     class Meta:
         indexes = ((("status", "created_at"), False),)
+
+    @classmethod
+    def access_rule(cls, user, write=False):
+        """Who may see / change it: see models/access.py."""
+        return owned(cls.owner, user, write)
 
     @property
     def column(self):
@@ -136,7 +142,10 @@ class Lead(Tracked, BaseModel):
     def create_lead(cls, actor, **data):
         """Create an open lead (lands in Qualify) with a history event."""
         values = cls.clean(data)
-        values.setdefault("owner", actor)
+        if values.get("owner") is None:
+            values["owner"] = actor
+        if actor is not None:
+            check_owner_change(actor, actor.id, _id_of(values["owner"]))
         with write_transaction():
             lead = cls.create(**values)
             HistoryEvent.write(actor, lead, "create", to_stage="qualify")

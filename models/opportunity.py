@@ -12,6 +12,7 @@ from .lines import HasLines, LineBase, check_line_size
 from .party import Account, Contact
 from .user import User
 from .validation import Cleaner
+from .access import owned
 
 STAGES = ("develop", "propose", "close")
 COLUMNS = ("qualify", "develop", "propose", "close", "fulfill", "invoiced", "lost")
@@ -76,6 +77,11 @@ class Opportunity(Tracked, HasLines, BaseModel):
 
     class Meta:
         indexes = ((("column", "estimated_close_date"), False), (("owner", "column"), False))
+
+    @classmethod
+    def access_rule(cls, user, write=False):
+        """Who may see / change it: see models/access.py."""
+        return owned(cls.owner, user, write)
 
     @property
     def display_name(self):

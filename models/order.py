@@ -12,6 +12,7 @@ from .party import Account, Contact
 from .quote import Quote
 from .settings import NumberSequence
 from .validation import Cleaner
+from .access import through_deal
 
 
 class Order(Tracked, HasLines, BaseModel):
@@ -33,6 +34,11 @@ class Order(Tracked, HasLines, BaseModel):
     version = IntegerField(default=1)
     created_at = DateTimeField(default=now)
     updated_at = DateTimeField(default=now)
+
+    @classmethod
+    def access_rule(cls, user, write=False):
+        """Its deal's owner and team may see / change it: see models/access.py."""
+        return through_deal(cls.opportunity, user, write)
 
     @property
     def display_number(self):

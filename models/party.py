@@ -5,6 +5,7 @@ from .base import BaseModel, now, write_transaction
 from .history import HistoryEvent, Tracked
 from .user import User
 from .validation import Cleaner
+from .access import owned
 
 COUNTRY_DEFAULT = "DE"
 
@@ -74,6 +75,11 @@ class Account(Postal, Tracked, BaseModel):
     created_at = DateTimeField(default=now)
     updated_at = DateTimeField(default=now)
 
+    @classmethod
+    def access_rule(cls, user, write=False):
+        """Who may see / change it: see models/access.py."""
+        return owned(cls.owner, user, write)
+
     @staticmethod
     def clean(data, partial=False):
         """Validate account input; returns the cleaned values."""
@@ -128,6 +134,11 @@ class Contact(Postal, Tracked, BaseModel):
     version = IntegerField(default=1)
     created_at = DateTimeField(default=now)
     updated_at = DateTimeField(default=now)
+
+    @classmethod
+    def access_rule(cls, user, write=False):
+        """Who may see / change it: see models/access.py."""
+        return owned(cls.owner, user, write)
 
     @staticmethod
     def clean(data, partial=False):

@@ -13,6 +13,7 @@ from .party import Account, Contact
 from .settings import NumberSequence, Settings
 from .user import User
 from .validation import Cleaner
+from .access import through_deal
 
 QUOTE_STATUSES = ("draft", "active", "won", "lost", "revised")
 
@@ -44,6 +45,11 @@ class Quote(Tracked, HasLines, BaseModel):
 
     class Meta:
         indexes = ((("number", "revision"), True), (("opportunity", "status"), False))
+
+    @classmethod
+    def access_rule(cls, user, write=False):
+        """Its deal's owner and team may see / change it: see models/access.py."""
+        return through_deal(cls.opportunity, user, write)
 
     @property
     def display_number(self):

@@ -59,7 +59,12 @@ def test_cli_create_user_and_db_upgrade(app):
     dup = runner.invoke(args=["create-user", "boss@example.com", "--password", "long-enough-1"])
     assert dup.exit_code == 2 and "already exists" in dup.output
     short = runner.invoke(args=["create-user", "x@example.com", "--password", "short"])
-    assert short.exit_code == 2 and "at least 8" in short.output
+    assert short.exit_code == 2 and "at least 10" in short.output
+    teamed = runner.invoke(args=["create-user", "north@example.com", "--password", "long-enough-2", "--team", "North"])
+    assert teamed.exit_code == 0 and "in team North" in teamed.output, teamed.output
+    with db.connection_context():
+        assert User.get(User.email == "north@example.com").team.name == "North"
+        assert User.get(User.email == "boss@example.com").team_id is None
     upgrade = runner.invoke(args=["db-upgrade"])
     assert upgrade.exit_code == 0 and "up to date" in upgrade.output
 

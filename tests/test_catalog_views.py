@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from models import Account, Contact, HistoryEvent, Invoice, Product, Quote, Settings, User, db
+from models import Account, Contact, HistoryEvent, Invoice, Product, Quote, Settings, Team, User, db
 
 from builders import make_draft_invoice, make_lead, make_opportunity, make_proposed
 
@@ -178,10 +178,18 @@ def test_account_inline_edit_without_javascript_redirects_to_the_panel(logged_in
     assert _fresh(account).city == "Kiel"
 
 
-def test_account_owner_can_be_reassigned_inline(logged_in, user):
+def test_account_owner_is_reassigned_by_a_manager_not_by_a_seller(logged_in, user):
     account = _account(user)
     with db.connection_context():
-        other = User.create_user("olga@example.com", "long-enough-9", "Olga Other", "seller")
+        team = Team.create(name="North")
+        other = User.create_user("olga@example.com", "long-enough-9", "Olga Other", "seller", team=team)
+        User.create_user("mia@example.com", PASSWORD, "Mia Manager", "manager", team=team)
+        User.update(team=team).where(User.id == user.id).execute()
+    refused = logged_in.hx_post(f"/accounts/{account.id}/fields/owner", {"owner": str(other.id), "version": str(account.version)})
+    assert refused.status_code == 403 and "Only a manager can reassign the owner" in refused.get_data(as_text=True)
+    with db.connection_context():
+        assert Account.get_by_id(account.id).owner_id == user.id
+    logged_in.login("mia@example.com")
     resp = logged_in.hx_post(f"/accounts/{account.id}/fields/owner", {"owner": str(other.id), "version": str(account.version)})
     assert resp.status_code == 200 and "Olga Other" in resp.get_data(as_text=True)
     bad = logged_in.hx_post(f"/accounts/{account.id}/fields/owner", {"owner": "999999", "version": str(account.version + 1)})

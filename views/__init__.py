@@ -32,12 +32,12 @@ def register(app: Flask):
 
     linked_fields = {"account": Account, "contact": Contact, "owner": User}
 
-    from . import (accounts, activities, auth, board, contacts, documents, invoices, leads, opportunities, orders,
+    from . import (accounts, activities, admin, auth, board, contacts, documents, invoices, leads, opportunities, orders,
                    products, quotes, search, settings)
     from .common import register_error_handlers
 
     for module in (auth, board, leads, opportunities, activities, products, quotes, orders, invoices, accounts,
-                   contacts, settings, search, documents):
+                   contacts, settings, search, documents, admin):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
 

@@ -1,11 +1,11 @@
 """Accounts (companies): the list, the create form and the detail panel with inline fields."""
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from peewee import JOIN, fn
 
 from models import Account, Contact, HistoryEvent, User, ValidationError
 from models.party import COUNTRY_DEFAULT
 
-from .common import owner_choices, render
+from .common import assignable_choices, in_reach, render, url_record
 from .inline import Field, register_fields
 
 bp = Blueprint("accounts", __name__)
@@ -20,7 +20,7 @@ FIELDS = [
     Field("postal_code", "Postal code", max_length=20),
     Field("city", "City", max_length=100),
     Field("country", "Country (2 letters)", max_length=2),
-    Field("owner", "Owner", "record", owner_choices),
+    Field("owner", "Owner", "record", assignable_choices),
 ]
 CREATE_FIELDS = ("name", "vat_id", "email", "phone", "website", "street", "postal_code", "city", "country")
 
@@ -47,9 +47,7 @@ def panel_context(account):
 @bp.get("/accounts/<int:account_id>")
 def detail(account_id):
     """The account's panel; a full page when opened directly."""
-    account = Account.get_or_none(Account.id == account_id)
-    if account is None:
-        abort(404)
+    account = url_record("account_id")
     return render("accounts/detail.html", "accounts/_panel.html", **panel_context(account))
 
 
@@ -74,6 +72,7 @@ def create():
 
 def _account_filters(args):
     query = Account.select(Account, User.id, User.name).join(User, JOIN.LEFT_OUTER, on=(Account.owner == User.id))
+    query = in_reach(query)
     text = (args.get("q") or "").replace("\x00", "").strip()[:100]
     if text:
         query = query.where(Account.name.contains(text) | Account.vat_id.contains(text)

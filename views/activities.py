@@ -3,7 +3,7 @@ from flask import Blueprint, abort, g, redirect, render_template, request, url_f
 
 from models import Activity, Lead, Opportunity, ValidationError
 
-from .common import is_htmx, parse_record_key, render_fragment
+from .common import is_htmx, load_record, parse_record_key, render_fragment, url_record
 
 bp = Blueprint("activities", __name__)
 
@@ -16,7 +16,7 @@ def _record(key):
     if parsed is None:
         abort(400)
     model, pk = parsed
-    record = model.get_or_none(model.id == pk)
+    record = load_record(model, pk)
     if record is None:
         abort(404)
     return record
@@ -55,8 +55,8 @@ def create():
 @bp.post("/activities/<int:activity_id>/done")
 def done(activity_id):
     """Tick a task off."""
-    activity = Activity.get_or_none(Activity.id == activity_id)
-    if activity is None or activity.record_type not in RECORDS:
+    activity = url_record("activity_id")
+    if activity.record_type not in RECORDS:
         abort(404)
     activity.mark_done(g.user)
     record = RECORDS[activity.record_type].get_by_id(activity.record_id)

@@ -4,12 +4,13 @@ from flask import Blueprint, abort, current_app, flash, g, make_response, redire
 from markupsafe import Markup
 
 from models import (COLUMNS, Account, Contact, Invoice, Lead, NotAllowed, NotFound, Opportunity, Order, Product, Quote,
-                    RuleNotMet, StaleVersion, User, ValidationError)
+                    RuleNotMet, StaleVersion, ValidationError)
 from models.board import BoardFilter, column_cards, column_headers, invoice_states, next_activities
 from models.lead import DISQUALIFY_REASONS, TIMEFRAMES
 from models.opportunity import CHECKLISTS, COLUMN_LABELS, LOST_REASONS
 
-from .common import current_settings, from_board, is_htmx, page_args, parse_record_key, render, render_fragment
+from .common import (current_settings, from_board, in_reach, is_htmx, load_record, owner_choices, page_args,
+                     parse_record_key, render, render_fragment)
 
 bp = Blueprint("board", __name__)
 
@@ -28,7 +29,7 @@ def _board_context(flt):
     return {"columns": COLUMNS, "headers": headers, "cards": cards, "flt": flt, "page_size": page_size,
             "next_activity": next_activities(every_card), "invoices": invoice_states(every_card), "checklists": CHECKLISTS, "labels": COLUMN_LABELS,
             "settings": current_settings(),
-            "owners": list(User.select(User.id, User.name).where(User.active == True).order_by(User.name))}  # noqa: E712
+            "owners": owner_choices()}
 
 
 def _panel_parts():
@@ -53,7 +54,7 @@ def _panel_record(key):
     if parsed is None:
         return None
     model, pk = parsed
-    return model.get_or_none(model.id == pk)
+    return load_record(model, pk, write=False)
 
 
 @bp.get("/board")
@@ -123,7 +124,7 @@ def _load_record(key):
     if parsed is None:
         raise ValidationError("Unknown card.", {"record": "Give a card as lead:ID or opportunity:ID."})
     model, pk = parsed
-    record = model.by_id(pk)
+    record = load_record(model, pk, write=True)
     if record is None:
         raise NotFound("That card does not exist (any more).")
     return record
@@ -188,8 +189,8 @@ def _dialog(record, target, exc, version, status, form=None):
                            if k not in MOVE_META and k not in fields and k not in optional
                            and not k.startswith("line_") and k != "private_buyer"},
                "products": list(Product.active_products()),
-               "accounts": list(Account.select(Account.id, Account.name).order_by(Account.name).limit(500)),
-               "contacts": list(Contact.select(Contact.id, Contact.name).order_by(Contact.name).limit(500))}
+               "accounts": list(in_reach(Account.select(Account.id, Account.name)).order_by(Account.name).limit(500)),
+               "contacts": list(in_reach(Contact.select(Contact.id, Contact.name)).order_by(Contact.name).limit(500))}
     if is_htmx():
         body = render_template("board/_dialog.html", **context)
         body += _oob_cards(flt, record, [f"{record.record_type}-{record.id}"], [])

@@ -1,7 +1,7 @@
 """The one place that decides full page vs fragment and handles htmx headers; domain-error handling."""
 from urllib.parse import parse_qs, urlparse
 
-from flask import current_app, flash, g, make_response, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
 from flask_htmx import HTMX
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -80,7 +80,7 @@ def register_error_handlers(app):
 
     @app.errorhandler(DomainError)
     def domain_error(exc):
-        if htmx:
+        if htmx or exc.status in (403, 404):
             return error_response(exc.status, exc)
         flash(exc.message, "error")
         for field, message in exc.fields.items():
@@ -100,6 +100,10 @@ def register_error_handlers(app):
     def too_large(exc):
         return error_response(413, DomainError("The upload is too large (a logo may be at most 512 KB)."))
 
+    @app.errorhandler(403)
+    def forbidden(exc):
+        return error_response(403, DomainError("You may not do this."))
+
     @app.errorhandler(404)
     def not_found(exc):
         return error_response(404, DomainError("There is nothing at this address."))
@@ -113,6 +117,64 @@ def register_error_handlers(app):
         return error_response(500, DomainError("Something went wrong on our side. Nothing was saved."))
 
 
+# URL arguments that name a record, and the model they name (record_id: the blueprint's model).
+RECORD_ARGS = {"lead_id": "Lead", "opportunity_id": "Opportunity", "quote_id": "Quote", "order_id": "Order",
+               "invoice_id": "Invoice", "account_id": "Account", "contact_id": "Contact", "product_id": "Product",
+               "activity_id": "Activity"}
+BLUEPRINT_MODELS = {"leads": "Lead", "opportunities": "Opportunity", "quotes": "Quote", "orders": "Order",
+                    "invoices": "Invoice", "accounts": "Account", "contacts": "Contact", "products": "Product"}
+CARD_KINDS = {"lead": "Lead", "opportunity": "Opportunity"}
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def load_url_records():
+    """Before every request: each record named in the URL is loaded through the access scope of the
+    signed-in user (models/access.py) — unknown or out of reach: 404; readable but not changeable
+    by this user on a POST: 403. Views take their records from `url_record()`, never by id."""
+    import models
+    from models.access import load
+    g.url_records = {}
+    args = request.view_args or {}
+    for name, value in args.items():
+        model_name = RECORD_ARGS.get(name)
+        if name == "record_id":
+            model_name = CARD_KINDS.get(args.get("kind")) if "kind" in args else BLUEPRINT_MODELS.get(request.blueprint)
+            if model_name is None and "kind" in args:
+                abort(404)
+        if model_name is None:
+            continue
+        record = load(getattr(models, model_name), value, g.user, write=request.method not in SAFE_METHODS)
+        if record is None:
+            abort(404)
+        g.url_records[name] = record
+
+
+def url_record(name_or_model):
+    """The record named by a URL argument (its name, or the record's model), loaded and
+    access-checked before the view ran."""
+    if isinstance(name_or_model, str):
+        return g.url_records[name_or_model]
+    for record in g.url_records.values():
+        if isinstance(record, name_or_model):
+            return record
+    abort(404)
+
+
+def in_reach(query, model=None):
+    """`query` restricted to the rows of its model (or `model`) the signed-in user may see."""
+    from models.access import visible_where
+    condition = visible_where(model or query.model, g.user)
+    return query if condition is None else query.where(condition)
+
+
+def load_record(model, pk, write=None):
+    """One record by id within the user's reach (None when out of reach or unknown)."""
+    from models.access import load
+    if write is None:
+        write = request.method not in SAFE_METHODS
+    return load(model, pk, g.user, write=write)
+
+
 def parse_record_key(key, models):
     """'lead:12' -> (Lead, 12) when the kind is one of `models` and the id a plain number; else None."""
     kind, _, raw_id = (key or "").partition(":")
@@ -123,9 +185,19 @@ def parse_record_key(key, models):
 
 
 def owner_choices():
-    """(id, name) of the active users, for owner fields and filters."""
+    """(id, name) of the active users whose records the signed-in user can see, for owner filters."""
     from models import User
-    return [(u.id, u.name) for u in User.select(User.id, User.name).where(User.active == True).order_by(User.name)]  # noqa: E712
+    query = User.select(User.id, User.name).where(User.active == True)  # noqa: E712
+    if g.user.role != "admin":
+        mine = User.id == g.user.id
+        query = query.where(mine | (User.team == g.user.team_id) if g.user.team_id else mine)
+    return [(u.id, u.name) for u in query.order_by(User.name)]
+
+
+def assignable_choices():
+    """(id, name) of the users the signed-in user may make owner of a record, for owner fields."""
+    from models.access import assignable_owners
+    return [(u.id, u.name) for u in assignable_owners(g.user)]
 
 
 def current_settings():

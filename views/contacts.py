@@ -1,12 +1,12 @@
 """Contacts (people): the list, the create form (optionally at an account) and the detail panel."""
-from flask import Blueprint, abort, flash, g, redirect, request, url_for
+from flask import Blueprint, flash, g, redirect, request, url_for
 from peewee import JOIN, fn
 
 from models import Account, Contact, HistoryEvent, ValidationError
 from models.party import COUNTRY_DEFAULT
 
 from .accounts import refreshed_parts
-from .common import owner_choices, render
+from .common import assignable_choices, in_reach, load_record, render, url_record
 from .inline import Field, register_fields
 
 bp = Blueprint("contacts", __name__)
@@ -14,7 +14,7 @@ bp = Blueprint("contacts", __name__)
 
 def account_choices():
     """Accounts to pick from, by name."""
-    query = Account.select(Account.id, Account.name).order_by(fn.LOWER(Account.name)).limit(1000)
+    query = in_reach(Account.select(Account.id, Account.name)).order_by(fn.LOWER(Account.name)).limit(1000)
     return [(a.id, a.name) for a in query]
 
 
@@ -29,7 +29,7 @@ FIELDS = [
     Field("city", "City", max_length=100),
     Field("country", "Country (2 letters)", max_length=2),
     Field("notes", "Notes", "textarea", max_length=5000),
-    Field("owner", "Owner", "record", owner_choices),
+    Field("owner", "Owner", "record", assignable_choices),
 ]
 CREATE_FIELDS = ("name", "job_title", "account", "email", "phone", "street", "postal_code", "city", "country",
                  "notes")
@@ -47,15 +47,13 @@ def panel_context(contact):
 @bp.get("/contacts/<int:contact_id>")
 def detail(contact_id):
     """The contact's panel; a full page when opened directly."""
-    contact = Contact.get_or_none(Contact.id == contact_id)
-    if contact is None:
-        abort(404)
+    contact = url_record("contact_id")
     return render("contacts/detail.html", "contacts/_panel.html", **panel_context(contact))
 
 
 def _back_url(account):
     """Where Cancel goes: the account the contact was started from, else the contact list."""
-    if account.isdigit() and len(account) < 12 and Account.get_or_none(Account.id == int(account)):
+    if account.isdigit() and len(account) < 12 and load_record(Account, int(account), write=False):
         return url_for("accounts.detail", account_id=int(account))
     return url_for("contacts.index")
 
@@ -85,6 +83,7 @@ def create():
 def _contact_filters(args):
     query = (Contact.select(Contact, Account.id, Account.name)
              .join(Account, JOIN.LEFT_OUTER, on=(Contact.account == Account.id)))
+    query = in_reach(query)
     text = (args.get("q") or "").replace("\x00", "").strip()[:100]
     if text:
         query = query.where(Contact.name.contains(text) | Contact.email.contains(text)

@@ -3,6 +3,7 @@ from flask import Blueprint, abort, make_response, request
 
 from models import Invoice, Quote
 from models.documents import document_pdf, is_frozen
+from .common import url_record
 
 bp = Blueprint("documents", __name__)
 
@@ -25,26 +26,20 @@ def pdf_response(document):
 @bp.get("/quotes/<int:quote_id>.pdf")
 def quote_pdf(quote_id):
     """The quote as PDF (frozen since activation; a draft renders live, marked DRAFT)."""
-    quote = Quote.get_or_none(Quote.id == quote_id)
-    if quote is None:
-        abort(404)
-    return pdf_response(quote)
+    return pdf_response(url_record("quote_id"))
 
 
 @bp.get("/invoices/<int:invoice_id>.pdf")
 def invoice_pdf(invoice_id):
     """The invoice as PDF (frozen PDF/A-3b with Factur-X since issue; a draft renders live, marked DRAFT)."""
-    invoice = Invoice.get_or_none(Invoice.id == invoice_id)
-    if invoice is None:
-        abort(404)
-    return pdf_response(invoice)
+    return pdf_response(url_record("invoice_id"))
 
 
 @bp.get("/opportunities/<int:opportunity_id>/quote.pdf")
 def deal_quote_pdf(opportunity_id):
     """The deal's current quote (the active one, else the newest draft) — the board card menu links here."""
     from flask import redirect, url_for
-    quote = (Quote.select(Quote.id).where((Quote.opportunity == opportunity_id) & Quote.status.in_(["active", "draft"]))
+    quote = (Quote.select(Quote.id).where((Quote.opportunity == url_record("opportunity_id").id) & Quote.status.in_(["active", "draft"]))
              .order_by((Quote.status == "active").desc(), Quote.revision.desc()).first())
     if quote is None:
         abort(404)
@@ -55,7 +50,7 @@ def deal_quote_pdf(opportunity_id):
 def deal_invoice_pdf(opportunity_id):
     """The deal's issued (or paid) invoice — the board card menu links here."""
     from flask import redirect, url_for
-    invoice = (Invoice.select(Invoice.id).where((Invoice.opportunity == opportunity_id)
+    invoice = (Invoice.select(Invoice.id).where((Invoice.opportunity == url_record("opportunity_id").id)
                                                 & Invoice.status.in_(["issued", "paid"]))
                .order_by(Invoice.id.desc()).first())
     if invoice is None:

@@ -13,7 +13,7 @@ from flask import abort, g, redirect, render_template, request, url_for
 
 from models import DomainError, StaleVersion, ValidationError
 
-from .common import is_htmx, render, render_fragment
+from .common import is_htmx, render, render_fragment, url_record
 
 
 @dataclass
@@ -75,9 +75,9 @@ def register_fields(bp, model, kind, prefix, fields, on_saved=None):
 
     def load(record_id, name):
         spec = by_name.get(name)
-        record = model.get_or_none(model.id == record_id)
-        if spec is None or record is None:
+        if spec is None:
             abort(404)
+        record = url_record(model)
         return record, spec
 
     def fragment(record, spec, mode, status=200, error=None, value=None, extra_html=""):

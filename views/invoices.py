@@ -5,7 +5,7 @@ from peewee import JOIN, fn
 from models import Account, Contact, Invoice, Order
 from models.base import today
 
-from .common import render
+from .common import in_reach, render
 from .inline import Field, register_fields
 from .lines import register_lines
 from .quotes import (Action, DocumentView, Input, customer_sort, document_context, finish_actions, refreshed_parts,
@@ -98,6 +98,7 @@ def _invoice_filters(args):
              .join(Account, JOIN.LEFT_OUTER, on=(Invoice.account == Account.id)).switch(Invoice)
              .join(Contact, JOIN.LEFT_OUTER, on=(Invoice.contact == Contact.id)).switch(Invoice)
              .join(Order, on=(Invoice.order == Order.id)))
+    query = in_reach(query)
     text = text_filter(args)
     if text:
         like = text

@@ -1,12 +1,12 @@
 """Lead pages: the detail panel with inline fields, quick-create, the lead list."""
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from peewee import JOIN
 
 from models import Activity, HistoryEvent, Lead, User, ValidationError
 from models.lead import RATINGS, SOURCES, TIMEFRAMES
 
-from .common import is_htmx, owner_choices, render, render_fragment
+from .common import assignable_choices, in_reach, is_htmx, owner_choices, render, render_fragment, url_record
 from .inline import Field, register_fields
 
 bp = Blueprint("leads", __name__)
@@ -32,7 +32,7 @@ FIELDS = [
     Field("decision_maker_known", "Decision maker known", "checkbox"),
     Field("source", "Source", "select", _choices(SOURCES)),
     Field("rating", "Rating", "select", _choices(RATINGS)),
-    Field("owner", "Owner", "record", _owners),
+    Field("owner", "Owner", "record", assignable_choices),
     Field("notes", "Notes", "textarea", max_length=20000),
 ]
 
@@ -56,9 +56,7 @@ def panel_context(lead):
 @bp.get("/leads/<int:lead_id>")
 def detail(lead_id):
     """The lead's panel; a full page when opened directly."""
-    lead = Lead.get_or_none(Lead.id == lead_id)
-    if lead is None:
-        abort(404)
+    lead = url_record("lead_id")
     return render("leads/detail.html", "leads/_panel.html", **panel_context(lead))
 
 
@@ -86,6 +84,7 @@ def create():
 def _lead_filters(args):
     from peewee import fn
     query = Lead.select(Lead, User.id, User.name).join(User, JOIN.LEFT_OUTER, on=(Lead.owner == User.id))
+    query = in_reach(query)
     text = (args.get("q") or "").strip().lower()[:100]
     if text:
         like = text

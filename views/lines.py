@@ -9,7 +9,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from models import DomainError, Product, StaleVersion
 from models.catalog import UNITS
 
-from .common import is_htmx, render_fragment
+from .common import is_htmx, render_fragment, url_record
 
 LINE_INPUTS = ("product", "description", "quantity", "unit", "unit_price", "discount_pct", "tax_rate")
 
@@ -26,10 +26,7 @@ def register_lines(bp, model, kind, prefix, on_saved=None):
     """Add the line-editor routes for `model` (a HasLines document) to blueprint `bp`."""
 
     def load(record_id):
-        record = model.get_or_none(model.id == record_id)
-        if record is None:
-            abort(404)
-        return record
+        return url_record(model)
 
     def answer(record, status=200, error=None, error_line=None):
         fresh = model.get_by_id(record.id)

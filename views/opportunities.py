@@ -1,10 +1,10 @@
 """Opportunity pages: the detail panel with inline fields, the line editor and the timeline."""
-from flask import Blueprint, abort, g, request
+from flask import Blueprint, g, request
 
 from models import Account, Activity, Contact, HistoryEvent, Invoice, Opportunity, Order
 from models.opportunity import REVENUE_MODES
 
-from .common import owner_choices, render
+from .common import assignable_choices, in_reach, owner_choices, render, url_record
 from .inline import Field, register_fields
 from .lines import lines_context, register_lines
 
@@ -15,11 +15,11 @@ _owners = owner_choices
 
 
 def _accounts():
-    return [(a.id, a.name) for a in Account.select(Account.id, Account.name).order_by(Account.name).limit(1000)]
+    return [(a.id, a.name) for a in in_reach(Account.select(Account.id, Account.name)).order_by(Account.name).limit(1000)]
 
 
 def _contacts():
-    return [(c.id, c.name) for c in Contact.select(Contact.id, Contact.name).order_by(Contact.name).limit(1000)]
+    return [(c.id, c.name) for c in in_reach(Contact.select(Contact.id, Contact.name)).order_by(Contact.name).limit(1000)]
 
 
 def _open(record):
@@ -36,7 +36,7 @@ FIELDS = [
     Field("probability", "Probability %", "number", editable=_open),
     Field("estimated_close_date", "Expected close", "date", rule="propose", editable=_open),
     Field("competitor", "Competitor"),
-    Field("owner", "Owner", "record", _owners),
+    Field("owner", "Owner", "record", assignable_choices),
     Field("description", "Description", "textarea", max_length=20000),
 ]
 WON_FIELDS = [
@@ -75,15 +75,13 @@ def panel_context(opportunity):
 @bp.get("/opportunities/<int:opportunity_id>")
 def detail(opportunity_id):
     """The opportunity's panel; a full page when opened directly."""
-    opportunity = Opportunity.get_or_none(Opportunity.id == opportunity_id)
-    if opportunity is None:
-        abort(404)
+    opportunity = url_record("opportunity_id")
     return render("opportunities/detail.html", "opportunities/_panel.html", **panel_context(opportunity))
 
 
 def _opportunity_filters(args):
     from peewee import fn
-    query = Opportunity.card_query()
+    query = in_reach(Opportunity.card_query())
     text = (args.get("q") or "").strip().lower()[:100]
     if text:
         like = text

@@ -7,7 +7,7 @@ from peewee import JOIN, fn
 from models import Account, Contact, Opportunity, Order
 
 from . import invoices
-from .common import render
+from .common import in_reach, render
 from .quotes import (Action, DocumentView, Input, customer_sort, document_context, finish_actions, run_action,
                      text_filter)
 
@@ -80,6 +80,7 @@ def _order_filters(args):
              .join(Account, JOIN.LEFT_OUTER, on=(Order.account == Account.id)).switch(Order)
              .join(Contact, JOIN.LEFT_OUTER, on=(Order.contact == Contact.id)).switch(Order)
              .join(Opportunity, on=(Order.opportunity == Opportunity.id)))
+    query = in_reach(query)
     text = text_filter(args)
     if text:
         like = text

@@ -6,7 +6,7 @@ from models import DomainError, Product, StaleVersion, ValidationError
 from models.catalog import UNITS
 
 from .accounts import refreshed_parts
-from .common import is_htmx, render
+from .common import is_htmx, render, url_record
 from .inline import Field, register_fields
 from .lines import product_search
 
@@ -51,10 +51,7 @@ def panel_context(product, error=None):
 
 
 def _product_or_404(product_id):
-    product = Product.get_or_none(Product.id == product_id)
-    if product is None:
-        abort(404)
-    return product
+    return url_record(Product)
 
 
 @bp.get("/products/<int:product_id>")

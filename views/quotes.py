@@ -13,7 +13,7 @@ from peewee import JOIN, fn
 from models import (Account, Contact, DomainError, HistoryEvent, Invoice, Opportunity, Order, Quote, RuleNotMet,
                     StaleVersion, ValidationError)
 
-from .common import from_board, is_htmx, render
+from .common import from_board, in_reach, is_htmx, load_record, render
 from .inline import Field, register_fields
 from .lines import lines_context, register_lines
 
@@ -78,7 +78,9 @@ class DocumentView:
         return f"{self.endpoint}/_panel.html"
 
     def load(self, record_id):
-        record = self.model.get_or_none(self.model.id == record_id)
+        """A fresh copy of one of this view's records within the user's reach (the one in the URL was
+        access-checked before the view ran; after an action the panel may show another one)."""
+        record = load_record(self.model, record_id, write=False)
         if record is None:
             abort(404)
         return record
@@ -300,6 +302,7 @@ def _quote_filters(args):
              .join(Account, JOIN.LEFT_OUTER, on=(Quote.account == Account.id)).switch(Quote)
              .join(Contact, JOIN.LEFT_OUTER, on=(Quote.contact == Contact.id)).switch(Quote)
              .join(Opportunity, on=(Quote.opportunity == Opportunity.id)))
+    query = in_reach(query)
     text = text_filter(args)
     if text:
         like = text

@@ -6,7 +6,7 @@ from peewee import JOIN, fn
 
 from models import Account, Contact, Invoice, Lead, Opportunity, Order, Quote
 
-from .common import render
+from .common import in_reach, render
 
 bp = Blueprint("search", __name__)
 
@@ -29,7 +29,11 @@ def _with_parties(model):
 
 
 def _groups(text):
-    """(key, label, query) for each record type the text can find, in the order they are shown."""
+    """(key, label, query) for each record type the text can find (within the user's reach), in order."""
+    return [(key, label, in_reach(query)) for key, label, query in _all_groups(text)]
+
+
+def _all_groups(text):
     groups = [
         ("leads", "Leads", Lead.select().where(Lead.name.contains(text) | Lead.company.contains(text)
                                                | Lead.email.contains(text))
