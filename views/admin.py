@@ -1,6 +1,8 @@
 """Administration (admins only): users, teams and the security log."""
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
 
+from peewee import JOIN
+
 from models import DomainError, SecurityEvent, Team, User, ValidationError
 from models.access import require_admin
 from models.user import ROLES
@@ -23,7 +25,7 @@ def _user(user_id):
 
 
 def _page(status=200, errors=None, values=None, edit_errors=None, edited=None):
-    users = list(User.select(User, Team.id, Team.name).join(Team, on=(User.team == Team.id), join_type="LEFT OUTER")
+    users = list(User.select(User, Team.id, Team.name).join(Team, JOIN.LEFT_OUTER, on=(User.team == Team.id))
                  .order_by(User.active.desc(), User.name))
     teams = list(Team.select().order_by(Team.name))
     return render("admin/users.html", None, status, users=users, teams=teams, roles=ROLES, errors=errors or {},
@@ -55,6 +57,9 @@ def update_user(user_id):
     """Change a user's role, team, name or active flag (deactivating ends their sessions)."""
     user = _user(user_id)
     form = request.form
+    missing = {name: f"Give the {name}." for name in ("name", "role") if not form.get(name)}
+    if missing:  # a partial form must not deactivate or demote anyone by omission
+        return _page(422, edit_errors=missing, edited=user.id)
     try:
         changed = user.administer(g.user, role=form.get("role"), team=form.get("team", ""),
                                   name=form.get("name"), active=form.get("active") == "1")

@@ -9,7 +9,7 @@ from models.board import BoardFilter, column_cards, column_headers, invoice_stat
 from models.lead import DISQUALIFY_REASONS, TIMEFRAMES
 from models.opportunity import CHECKLISTS, COLUMN_LABELS, LOST_REASONS
 
-from .common import (current_settings, from_board, in_reach, is_htmx, load_record, owner_choices, page_args,
+from .common import (url_record, current_settings, from_board, in_reach, is_htmx, load_record, owner_choices, page_args,
                      parse_record_key, render, render_fragment)
 
 bp = Blueprint("board", __name__)
@@ -267,7 +267,7 @@ def _refused(flt, record, old_key, exc, status):
 @bp.get("/board/card/<kind>/<int:record_id>")
 def card(kind, record_id):
     """The card where it really is (used when a dialog is cancelled): puts it back in its column."""
-    record = _load_record(f"{kind}:{record_id}")
+    record = url_record("record_id")
     if not is_htmx():
         return redirect(url_for("board.board"))
     return render_fragment(_oob_cards(_board_filter(), record, [f"{kind}-{record_id}"], []), 200)

@@ -39,7 +39,7 @@ def invoice_pdf(invoice_id):
 def deal_quote_pdf(opportunity_id):
     """The deal's current quote (the active one, else the newest draft) — the board card menu links here."""
     from flask import redirect, url_for
-    quote = (Quote.select(Quote.id).where((Quote.opportunity == url_record("opportunity_id").id) & Quote.status.in_(["active", "draft"]))
+    quote = (Quote.select(Quote.id).where((Quote.opportunity == url_record("opportunity_id").id) & Quote.status.in_(["active", "draft", "won"]))
              .order_by((Quote.status == "active").desc(), Quote.revision.desc()).first())
     if quote is None:
         abort(404)

@@ -2,16 +2,17 @@
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from peewee import fn
 
-from models import DomainError, Product, StaleVersion, ValidationError
+from models import DomainError, Invoice, Opportunity, Product, Quote, StaleVersion, ValidationError
 from models.catalog import UNITS
 
 from .accounts import refreshed_parts
-from .common import is_htmx, render, url_record
+from .common import is_htmx, load_record, render, url_record
 from .inline import Field, register_fields
 from .lines import product_search
 
 bp = Blueprint("products", __name__)
 
+TARGET_MODELS = {"opportunity": Opportunity, "quote": Quote, "invoice": Invoice}
 LINE_TARGETS = {"opportunity": ("opportunities", "opportunities.line_add"),
                 "quote": ("quotes", "quotes.line_add"), "invoice": ("invoices", "invoices.line_add")}
 
@@ -34,8 +35,10 @@ register_fields(bp, Product, "product", "products", FIELDS,
 def search():
     """Active products matching the text, each with a button that adds it to the target document."""
     kind, _, raw_id = (request.args.get("target") or "").partition(":")
-    if kind not in LINE_TARGETS or not raw_id.isdigit():
+    if kind not in LINE_TARGETS or not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 12:
         abort(400)
+    if load_record(TARGET_MODELS[kind], int(raw_id), write=False) is None:
+        abort(404)
     return render_template("products/_search_results.html", products=product_search(request.args.get("q")),
                            kind=kind, document_id=int(raw_id), add_endpoint=LINE_TARGETS[kind][1])
 
