@@ -8,7 +8,7 @@ fails the test, so a new route cannot escape it.
 import pytest
 
 from builders import make_draft_invoice, make_lead
-from conftest import PASSWORD, HtmxClient
+from clients import PASSWORD, HtmxClient
 from models import (Account, Activity, Contact, Invoice, Lead, Opportunity, Order, Product, Quote, SecurityEvent,
                     Team, User, db)
 from models.access import Forbidden, load

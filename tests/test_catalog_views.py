@@ -410,13 +410,15 @@ def test_product_inline_edits_are_validated(logged_in, user):
 
 def test_product_deactivate_and_reactivate(logged_in, user):
     product = _product(user)
-    search = logged_in.hx_get("/products/search?target=opportunity:1&q=scan").get_data(as_text=True)
+    with db.connection_context():
+        deal = make_opportunity(User.get_by_id(user.id))
+    search = logged_in.hx_get(f"/products/search?target=opportunity:{deal.id}&q=scan").get_data(as_text=True)
     assert "Barcode scanner" in search
     off = logged_in.hx_post(f"/products/{product.id}/active", {"active": "0", "version": "1"})
     html = off.get_data(as_text=True)
     assert off.status_code == 200 and html.lstrip().startswith('<aside id="panel"') and "Reactivate" in html
     assert _fresh(product).active is False
-    after = logged_in.hx_get("/products/search?target=opportunity:1&q=scan").get_data(as_text=True)
+    after = logged_in.hx_get(f"/products/search?target=opportunity:{deal.id}&q=scan").get_data(as_text=True)
     assert "No product matches." in after
     again = logged_in.hx_post(f"/products/{product.id}/active", {"active": "0", "version": "2"})
     assert again.status_code == 200 and len(_events("product", product.id)) == 2

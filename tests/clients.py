@@ -1,0 +1,47 @@
+"""The test client that logs in, keeps the CSRF token and sends htmx requests (shared by test modules)."""
+import re
+
+PASSWORD = "correct-horse-9"
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+class HtmxClient:
+    """A Flask test client that logs in, keeps the CSRF token and can send htmx requests."""
+
+    def __init__(self, client):
+        self.client = client
+        self.token = None
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def refresh_token(self, path="/login"):
+        html = self.client.get(path).get_data(as_text=True)
+        match = CSRF_META.search(html)
+        self.token = match.group(1) if match else None
+        return self.token
+
+    def login(self, email, password=PASSWORD):
+        self.refresh_token("/login")
+        resp = self.client.post("/login", data={"email": email, "password": password, "csrf_token": self.token})
+        self.refresh_token("/board")
+        return resp
+
+    def headers(self, htmx=False, extra=None):
+        headers = {"X-CSRFToken": self.token or ""}
+        if htmx:
+            headers["HX-Request"] = "true"
+        headers.update(extra or {})
+        return headers
+
+    def hx_get(self, path, **kwargs):
+        return self.client.get(path, headers=self.headers(True, kwargs.pop("headers", None)), **kwargs)
+
+    def hx_post(self, path, data=None, **kwargs):
+        return self.client.post(path, data=data or {}, headers=self.headers(True, kwargs.pop("headers", None)),
+                                **kwargs)
+
+    def form_post(self, path, data=None, **kwargs):
+        payload = dict(data or {})
+        payload.setdefault("csrf_token", self.token)
+        return self.client.post(path, data=payload, **kwargs)
