@@ -91,13 +91,17 @@ def combine(condition, extra):
 def load(model, pk, user, write=False):
     """The record `pk` if the user may see it (None otherwise: callers answer 404 as if it did not
     exist); Forbidden when write=True and the user may only read it."""
-    from .base import first
-    query = visible(model, user).where(model._meta.primary_key == pk)
-    record = first(query)
+    from .base import first, prepared
+    values = dict(scope_values(user), pk=pk)
+
+    def run(for_write):  # a prepared query: every request that names a record asks this
+        return first(prepared((model, "load", scope_key(user, for_write)), lambda: visible(
+            model, user, for_write).where(model._meta.primary_key == Param("pk")), **values))
+    record = run(False)
     if record is None:
         return None
-    if write and visible_where(model, user, write=True) is not None:
-        if first(visible(model, user, True).where(model._meta.primary_key == pk)) is None:
+    if write and scope_key(user, True) != scope_key(user, False):
+        if run(True) is None:
             raise Forbidden(f"You can read this {model.__name__.lower()} but not change it: "
                             f"only {owner_name(record)} or a manager of the team can.")
     return record
