@@ -13,8 +13,6 @@ from peewee import Expression
 from .base import Param
 from .errors import DomainError
 
-ROLES = ("seller", "manager", "admin")
-
 
 class Forbidden(DomainError):
     """The user may see the record but not change it (or may not use an admin function)."""
@@ -72,9 +70,9 @@ def visible_where(model, user, write=False):
     return rule(user, write)
 
 
-def visible(model, user, write=False, *fields):
+def visible(model, user, write=False):
     """A SELECT of the rows of `model` the user may see (or change)."""
-    query = model.select(*fields)
+    query = model.select()
     condition = visible_where(model, user, write)
     return query if condition is None else query.where(condition)
 
@@ -126,6 +124,16 @@ def owner_of(record):
     return User.get_or_none(User.id == owner_id) if owner_id else None
 
 
+def visible_owners(user):
+    """Active users whose records `user` can see (everyone for an admin, else the team and themselves)."""
+    from .user import User
+    query = User.select(User.id, User.name).where(User.active == True)  # noqa: E712
+    if user.role != "admin":
+        mine = User.id == user.id
+        query = query.where(mine | (User.team == user.team_id) if user.team_id else mine)
+    return query.order_by(User.name)
+
+
 def assignable_owners(user):
     """Users the actor may make owner of a record: anyone active for an admin, the team for a
     manager, only themselves otherwise."""
@@ -138,7 +146,7 @@ def assignable_owners(user):
     return query.where(User.id == user.id)
 
 
-def _id_of(value):
+def user_id_of(value):
     """A user given as User or id -> the id (None stays None)."""
     return getattr(value, "id", value)
 

@@ -280,20 +280,15 @@ class BaseModel(Model):
 
     @classmethod
     def get_locked(cls, pk):
-        """Fetch a row for update inside the current write transaction (row lock on PostgreSQL)."""
-        row = cls.by_id(pk, lock=True)
+        """Fetch a row for update inside the current write transaction (row lock on PostgreSQL);
+        a prepared query, as every change of a record starts with it."""
+        def build():
+            query = cls.select().where(cls._meta.primary_key == Param("pk"))
+            return query.for_update() if is_postgres() else query
+        row = first(prepared((cls, "get_locked"), build, pk=pk))
         if row is None:
             raise cls.DoesNotExist(f"{cls.__name__} {pk} does not exist.")
         return row
-
-    @classmethod
-    def by_id(cls, pk, lock=False):
-        """The row with this primary key or None (a prepared query: this is on every hot path);
-        lock=True inside a write transaction takes the row lock on PostgreSQL."""
-        def build():
-            query = cls.select().where(cls._meta.primary_key == Param("pk"))
-            return query.for_update() if lock and is_postgres() else query
-        return first(prepared((cls, "by_id", lock), build, pk=pk))
 
 
 @contextlib.contextmanager

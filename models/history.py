@@ -134,8 +134,8 @@ class Tracked:
                 raise NotAllowed(reason)
             changes = self.apply_changes(self.prepare_update(values))
             if "owner" in changes:
-                from .access import _id_of, check_owner_change
-                check_owner_change(actor, *(_id_of(v) for v in changes["owner"]))
+                from .access import user_id_of, check_owner_change
+                check_owner_change(actor, *(user_id_of(v) for v in changes["owner"]))
             changes.update(self.after_update(changes))
             if not changes:
                 return False

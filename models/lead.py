@@ -10,7 +10,7 @@ from .history import HistoryEvent, Tracked
 from .party import Account, Contact
 from .user import User
 from .validation import Cleaner
-from .access import _id_of, check_owner_change, owned
+from .access import user_id_of, check_owner_change, owned
 
 SOURCES = ("web form", "email", "trade show", "referral", "partner", "advertisement", "import", "other")
 TIMEFRAMES = ("immediate", "this quarter", "next quarter", "this year", "unknown")
@@ -145,7 +145,7 @@ class Lead(Tracked, BaseModel):
         if values.get("owner") is None:
             values["owner"] = actor
         if actor is not None:
-            check_owner_change(actor, actor.id, _id_of(values["owner"]))
+            check_owner_change(actor, actor.id, user_id_of(values["owner"]))
         with write_transaction():
             lead = cls.create(**values)
             HistoryEvent.write(actor, lead, "create", to_stage="qualify")

@@ -186,12 +186,8 @@ def parse_record_key(key, models):
 
 def owner_choices():
     """(id, name) of the active users whose records the signed-in user can see, for owner filters."""
-    from models import User
-    query = User.select(User.id, User.name).where(User.active == True)  # noqa: E712
-    if g.user.role != "admin":
-        mine = User.id == g.user.id
-        query = query.where(mine | (User.team == g.user.team_id) if g.user.team_id else mine)
-    return [(u.id, u.name) for u in query.order_by(User.name)]
+    from models.access import visible_owners
+    return [(u.id, u.name) for u in visible_owners(g.user)]
 
 
 def assignable_choices():
