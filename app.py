@@ -1,7 +1,9 @@
 """Pipeline CRM: application factory, configuration, CLI commands; `python app.py` runs the app."""
+import datetime
 import os
 import secrets
 import sys
+import time
 
 import click
 from flask import Flask, g, make_response, redirect, request, session, url_for
@@ -10,6 +12,7 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 INSTANCE = os.path.join(ROOT, "instance")
 
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health"}
+SESSION_RENEW_SECONDS = 3600
 EMPTY_STYLE_HASH = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; "
        f"style-src-attr 'unsafe-hashes' {EMPTY_STYLE_HASH}; img-src 'self' data:; font-src 'self'; "
@@ -44,10 +47,11 @@ def load_config(config=None):
         "PORT": 5000,
         "BOARD_PAGE_SIZE": 25,
         "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
-        "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": False,
+        "PERMANENT_SESSION_LIFETIME": datetime.timedelta(days=14),
+        "SESSION_REFRESH_EACH_REQUEST": False,
     }
     for key in ("DATABASE_URL", "SECRET_KEY", "CURRENCY", "HOST", "PORT"):
         if os.environ.get(key):
@@ -69,6 +73,7 @@ def create_app(config=None):
     from views import register
     from models.security import client_ip
     from views.common import csrf, htmx, load_url_records
+    from views.security import CachedSessionInterface
 
     app = Flask(__name__, instance_path=None)
     app.config.update(load_config(config))
@@ -85,6 +90,7 @@ def create_app(config=None):
             app.logger.warning("database has pending migrations (%s): run `flask --app app db-upgrade`",
                                ", ".join(waiting))
 
+    app.session_interface = CachedSessionInterface()
     htmx.init_app(app)
     csrf.init_app(app)
     register(app)
@@ -103,7 +109,15 @@ def create_app(config=None):
                 return resp
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         if g.user is not None:
+            renew_session()
             load_url_records()
+
+    def renew_session():
+        """Sliding expiry: a signed-in session lasts PERMANENT_SESSION_LIFETIME from its last use, the
+        cookie being re-issued at most once an hour (not re-signed on every request)."""
+        now = int(time.time())
+        if now - session.get("seen", 0) >= SESSION_RENEW_SECONDS:
+            session["seen"] = now
 
     @app.after_request
     def security_headers(response):

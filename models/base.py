@@ -93,12 +93,31 @@ def prepared(key, build, **values):
             sql, params = query.sql()
         finally:
             _COMPILING.prepared = False
-        entry = _PREPARED[(type(database), key)] = (query, sql, params, isinstance(query, SelectBase))
-    query, sql, params, is_select = entry
+        entry = _PREPARED[(type(database), key)] = [query, sql, params, isinstance(query, SelectBase), None]
+    query, sql, params, is_select, columns = entry
     cursor = database.execute_sql(sql, [p.value(values) if isinstance(p, _Slot) else p for p in params])
-    if is_select:
-        return query._get_cursor_wrapper(cursor)
-    return query.handle_result(database, cursor)
+    if not is_select:
+        return query.handle_result(database, cursor)
+    rows = query._get_cursor_wrapper(cursor)
+    if columns is not None:
+        rows.__dict__.update(columns)
+        rows.initialized = True
+    else:
+        _keep_column_mapping(rows, entry)
+    return rows
+
+
+def _keep_column_mapping(rows, entry):
+    """Remember what peewee works out from the first result's columns (names, fields, converters,
+    joins): the same SQL always gives the same columns, so later runs skip that work."""
+    before = dict(rows.__dict__)
+    initialize = rows.initialize
+
+    def initialize_and_keep():
+        initialize()
+        entry[4] = {name: value for name, value in rows.__dict__.items()
+                    if name != "initialize" and (name not in before or before[name] is not value)}
+    rows.initialize = initialize_and_keep
 
 
 def insert_row(instance):

@@ -113,7 +113,7 @@ def test_python_app_py_seeds_demo_data_and_serves_the_board(tmp_path, database_u
         proc.wait(timeout=10)
 
 
-def test_security_headers_and_no_store_for_logged_in_pages(client, logged_in):
+def test_security_headers_and_no_store_for_logged_in_pages(client, logged_in, user):
     anonymous = client.get("/login")
     assert "script-src 'self'" in anonymous.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in anonymous.headers["Content-Security-Policy"]
@@ -122,5 +122,6 @@ def test_security_headers_and_no_store_for_logged_in_pages(client, logged_in):
     board = logged_in.get("/board")
     assert board.headers["Cache-Control"] == "no-store"
     assert "no-store" not in logged_in.get("/static/app.css").headers.get("Cache-Control", "")
-    cookie = board.headers.get("Set-Cookie", "") or ""
+    cookie = client.login(user.email).headers.get("Set-Cookie", "") or ""
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Set-Cookie" not in board.headers  # a valid session is not re-signed on every request

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 
+from clients import HtmxClient
 from models import HistoryEvent, Lead, Opportunity, Product, User, db
 
 
@@ -52,6 +53,43 @@ def test_post_without_csrf_token_is_refused(logged_in, user):
     assert resp.status_code == 400
     with db.connection_context():
         assert Lead.get_by_id(lead.id).status == "open"
+
+
+def test_csrf_token_is_masked_per_page_and_bound_to_the_session(app, logged_in, user):
+    """Pages carry different tokens (a fresh pad each) that all work; another session's token, a
+    tampered token and a token in a form without a session secret are refused with 400."""
+    first = logged_in.token
+    second = logged_in.refresh_token("/board")
+    assert first != second
+    lead = _ready_lead(user)
+    for token in (first, second):
+        resp = logged_in.client.post("/activities", data={"record": f"lead:{lead.id}", "kind": "note",
+                                                          "subject": "Called", "csrf_token": token})
+        assert resp.status_code == 302, resp.status_code
+    other = HtmxClient(app.test_client())
+    other.login(user.email)
+    foreign = other.refresh_token("/board")
+    tampered = second[:-4] + ("AAAA" if not second.endswith("AAAA") else "BBBB")
+    for token in (foreign, tampered, "", "not-base64!", "A" * 500):
+        resp = logged_in.client.post("/board/move", data={"record": f"lead:{lead.id}", "to": "lost", "reason": "budget",
+                                                          "csrf_token": token})
+        assert resp.status_code == 400, token
+    with db.connection_context():
+        assert Lead.get_by_id(lead.id).status == "open"
+
+
+def test_a_form_part_without_a_name_is_a_400_not_a_500(client):
+    client.refresh_token()
+    for disposition in (b'form-data', b'form-data; name="\\"'):
+        body = b"--X\r\nContent-Disposition: " + disposition + b"\r\n\r\nvalue\r\n--X--\r\n"
+        resp = client.client.post("/login", data=body, content_type="multipart/form-data; boundary=X",
+                                  headers={"X-CSRFToken": client.token})
+        assert resp.status_code == 400
+
+
+def test_session_cookie_is_not_reissued_on_every_request(logged_in):
+    assert "Set-Cookie" not in logged_in.get("/board").headers
+    assert "Set-Cookie" not in logged_in.get("/leads").headers
 
 
 def test_board_has_seven_columns_with_hooks_and_sql_totals(logged_in, user):

@@ -3,9 +3,10 @@ from urllib.parse import parse_qs, urlparse
 
 from flask import abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
 from flask_htmx import HTMX
-from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from models.errors import DomainError
+
+from .security import CSRFError, CSRFProtect
 
 htmx = HTMX()
 csrf = CSRFProtect()

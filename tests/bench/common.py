@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-PASSWORD = "bench-password-1"
+PASSWORD = "pipeline-load-test-7"
 
 
 def scratch_app(url=None):
