@@ -12,6 +12,9 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 INSTANCE = os.path.join(ROOT, "instance")
 
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health"}
+# Blueprints that authenticate every request on their own (API tokens, public capture forms): no
+# session login is asked for, and their before_request sets g.user (or leaves it None where public).
+SELF_AUTHENTICATED = {"api", "public"}
 SESSION_RENEW_SECONDS = 3600
 EMPTY_STYLE_HASH = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -98,10 +101,12 @@ def create_app(config=None):
     @app.before_request
     def open_connection_and_require_login():
         db.connect(reuse_if_open=True)
-        from models import User
-        uid = session.get("uid")
-        g.user = User.signed_in(uid, session.get("epoch"))
         client_ip.set(request.remote_addr)
+        if request.blueprint in SELF_AUTHENTICATED:  # the session cookie means nothing there
+            g.user = None
+            return None
+        from models import User
+        g.user = User.signed_in(session.get("uid"), session.get("epoch"))
         if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
             if htmx:
                 resp = make_response("", 401)

@@ -66,6 +66,7 @@ class CSRFProtect:
 
     def __init__(self):
         self._exempt = set()
+        self._exempt_blueprints = set()
 
     def init_app(self, app):
         app.jinja_env.globals["csrf_token"] = csrf_token
@@ -75,8 +76,12 @@ class CSRFProtect:
         self._exempt.add(f"{view.__module__}.{view.__name__}")
         return view
 
+    def exempt_blueprint(self, name):
+        """Every view of blueprint `name` (which must authenticate each request itself, e.g. by token)."""
+        self._exempt_blueprints.add(name)
+
     def protect(self):
-        if request.method in SAFE_METHODS:
+        if request.method in SAFE_METHODS or request.blueprint in self._exempt_blueprints:
             return
         view = request.url_rule and request.url_rule.endpoint
         function = view and _view_function(view)
