@@ -11,7 +11,7 @@ from flask import Flask, g, make_response, redirect, request, session, url_for
 ROOT = os.path.dirname(os.path.abspath(__file__))
 INSTANCE = os.path.join(ROOT, "instance")
 
-PUBLIC_ENDPOINTS = {"auth.login", "static", "health"}
+PUBLIC_ENDPOINTS = {"auth.login", "static", "health", "favicon"}
 # Blueprints that authenticate every request on their own (API tokens, public capture forms): no
 # session login is asked for, and their before_request sets g.user (or leaves it None where public).
 SELF_AUTHENTICATED = {"api", "public"}
@@ -141,6 +141,11 @@ def create_app(config=None):
     def close_connection(exc):
         if not db.is_closed():
             db.close()
+
+    @app.get("/favicon.ico")
+    def favicon():
+        """Browsers ask for /favicon.ico on every site: the app's icon (not a login redirect)."""
+        return redirect(url_for("static", filename="favicon.svg"), 301)
 
     @app.get("/healthz")
     def health():

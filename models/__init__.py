@@ -1,6 +1,7 @@
 """Pipeline CRM models. MODELS lists every table in creation order."""
 from .activity import Activity
 from .base import db
+from .capture import CaptureForm
 from .catalog import Product
 from .errors import DomainError, NotAllowed, NotFound, RuleNotMet, StaleVersion, ValidationError
 from .history import HistoryEvent
@@ -15,9 +16,10 @@ from .security import LoginFailure, SecurityEvent
 from .user import Team, User
 
 MODELS = [Team, User, Settings, NumberSequence, Account, Contact, Product, Lead, Opportunity, OpportunityLine,
-          Quote, QuoteLine, Order, OrderLine, Invoice, InvoiceLine, Activity, HistoryEvent, SecurityEvent, LoginFailure]
+          Quote, QuoteLine, Order, OrderLine, Invoice, InvoiceLine, Activity, HistoryEvent, SecurityEvent, LoginFailure,
+          CaptureForm]
 
 __all__ = ["MODELS", "db", "Activity", "Product", "HistoryEvent", "Invoice", "InvoiceLine", "Lead",
            "Opportunity", "OpportunityLine", "Order", "OrderLine", "Account", "Contact", "Quote", "QuoteLine",
-           "NumberSequence", "Settings", "User", "Team", "SecurityEvent", "LoginFailure", "COLUMNS", "Move", "DomainError", "NotAllowed", "NotFound",
+           "NumberSequence", "Settings", "User", "Team", "SecurityEvent", "LoginFailure", "CaptureForm", "COLUMNS", "Move", "DomainError", "NotAllowed", "NotFound",
            "RuleNotMet", "StaleVersion", "ValidationError"]

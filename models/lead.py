@@ -49,6 +49,7 @@ class Lead(Tracked, BaseModel):
     email = CharField(max_length=254, default="", index=True)
     phone = CharField(max_length=40, default="")
     source = CharField(max_length=20, default="other")
+    campaign = CharField(max_length=80, default="")
     topic = CharField(max_length=200, default="")
     budget_amount = MoneyField(null=True, constraints=[Check("budget_amount >= 0")])
     purchase_timeframe = CharField(max_length=20, null=True)
@@ -124,6 +125,7 @@ class Lead(Tracked, BaseModel):
         c.email("email")
         c.phone("phone")
         c.choice("source", SOURCES)
+        c.text("campaign", 80)
         c.text("topic", 200)
         c.money("budget_amount")
         c.choice("purchase_timeframe", TIMEFRAMES)
@@ -139,8 +141,9 @@ class Lead(Tracked, BaseModel):
         return values
 
     @classmethod
-    def create_lead(cls, actor, **data):
-        """Create an open lead (lands in Qualify) with a history event."""
+    def create_lead(cls, actor, note=None, **data):
+        """Create an open lead (lands in Qualify) with a history event. Without an actor (a web form)
+        the owner is whoever `data` names, or nobody."""
         values = cls.clean(data)
         if values.get("owner") is None:
             values["owner"] = actor
@@ -148,7 +151,7 @@ class Lead(Tracked, BaseModel):
             check_owner_change(actor, actor.id, user_id_of(values["owner"]))
         with write_transaction():
             lead = cls.create(**values)
-            HistoryEvent.write(actor, lead, "create", to_stage="qualify")
+            HistoryEvent.write(actor, lead, "create", to_stage="qualify", note=note)
         return lead
 
     def qualify_missing(self):

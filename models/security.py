@@ -13,13 +13,16 @@ client_ip = contextvars.ContextVar("client_ip", default=None)
 WINDOW = datetime.timedelta(minutes=15)
 ACCOUNT_LIMIT = 5     # failed logins per account per window
 IP_LIMIT = 20         # failed logins per address per window
+KEEP_EVENTS = datetime.timedelta(hours=1)
 
 KINDS = {"login": "Logged in", "login_failed": "Login failed", "login_throttled": "Login refused (too many failures)",
          "logout": "Logged out", "user_created": "User created", "user_role_changed": "Role changed",
          "user_team_changed": "Team changed", "user_active_changed": "Active changed", "user_name_changed": "Name changed",
          "password_changed": "Password changed", "password_reset": "Password reset by an admin",
          "team_created": "Team created", "invoice_issued": "Invoice issued", "invoice_canceled": "Invoice canceled",
-         "export": "Data exported", "backup": "Backup written"}
+         "export": "Data exported", "backup": "Backup written", "capture_form_created": "Web form created",
+         "capture_form_changed": "Web form changed", "api_token_created": "API token created",
+         "api_token_revoked": "API token revoked"}
 
 
 class SecurityEvent(BaseModel):
@@ -43,10 +46,26 @@ class SecurityEvent(BaseModel):
 
 
 class LoginFailure(BaseModel):
-    """One failed login, counted per account and per address over a sliding window."""
+    """One counted event over a sliding window, by key: a failed login ("account:…", "ip:…") or a
+    web-form submission ("capture:…"). In the database, so every worker counts the same."""
 
     key = CharField(max_length=300, index=True)
     at = DateTimeField(default=now, index=True)
+
+
+def count_events(keys, minutes):
+    """{key: events in the last `minutes`} for the given keys."""
+    since = now() - datetime.timedelta(minutes=minutes)
+    return dict(LoginFailure.select(LoginFailure.key, fn.COUNT(LoginFailure.id))
+                .where(LoginFailure.key.in_(list(keys)) & (LoginFailure.at > since))
+                .group_by(LoginFailure.key).tuples())
+
+
+def record_event(keys):
+    """Count one event under each key (call inside a write transaction); events older than the
+    longest window are dropped."""
+    LoginFailure.delete().where(LoginFailure.at < now() - KEEP_EVENTS).execute()
+    LoginFailure.insert_many([{"key": key[:300], "at": now()} for key in keys]).execute()
 
 
 def _keys(email, ip):
@@ -56,10 +75,7 @@ def _keys(email, ip):
 def login_blocked(email, ip):
     """True when this account or address has failed too often in the last 15 minutes."""
     account, address = _keys(email, ip)
-    since = now() - WINDOW
-    counts = dict(LoginFailure.select(LoginFailure.key, fn.COUNT(LoginFailure.id))
-                  .where(LoginFailure.key.in_([account, address]) & (LoginFailure.at > since))
-                  .group_by(LoginFailure.key).tuples())
+    counts = count_events([account, address], WINDOW.total_seconds() / 60)
     return counts.get(account, 0) >= ACCOUNT_LIMIT or counts.get(address, 0) >= IP_LIMIT
 
 
@@ -71,7 +87,6 @@ def record_login(email, ip, user):
             LoginFailure.delete().where(LoginFailure.key == account).execute()
             SecurityEvent.log("login", actor=user, user=user)
             return
-        LoginFailure.delete().where(LoginFailure.at < now() - 2 * WINDOW).execute()
-        LoginFailure.insert_many([{"key": account, "at": now()}, {"key": address, "at": now()}]).execute()
+        record_event([account, address])
         known = User.get_or_none(User.email == (email or "").strip().lower()[:254])
         SecurityEvent.log("login_failed", user=known, email=email)

@@ -40,12 +40,19 @@ class Team(BaseModel):
         name = (name or "").strip()
         if not name or len(name) > 80:
             raise ValidationError("The team could not be created.", {"name": "Give the team a name (at most 80 characters)."})
+        if "\x00" in name:
+            raise ValidationError("The team could not be created.", {"name": "Contains characters that are not allowed."})
         if cls.select().where(cls.name == name).exists():
             raise ValidationError("The team could not be created.", {"name": "A team with this name exists."})
         with write_transaction():
             team = cls.create(name=name)
             SecurityEvent.log("team_created", actor=actor, detail=name)
         return team
+
+    def members_for_assignment(self):
+        """The team's active sellers and managers, in a stable order (round-robin assignment)."""
+        return list(User.select().where((User.team == self.id) & (User.active == True)  # noqa: E712
+                                        & User.role.in_(["seller", "manager"])).order_by(User.id))
 
 
 class User(BaseModel):
@@ -79,11 +86,13 @@ class User(BaseModel):
         return bool(password) and len(password) <= MAX_PASSWORD and check_password_hash(self.password_hash, password)
 
     @classmethod
-    def clean_new(cls, email, password, role, team=None):
+    def clean_new(cls, email, password, role, team=None, name=""):
         email = (email or "").strip().lower()
         errors = {}
-        if not email or "@" not in email or len(email) > 254 or any(c.isspace() for c in email):
+        if not email or "@" not in email or len(email) > 254 or any(c.isspace() or not c.isprintable() for c in email):
             errors["email"] = "Enter a valid email address."
+        if "\x00" in (name or ""):
+            errors["name"] = "Contains characters that are not allowed."
         problem = password_problem(password, email)
         if problem:
             errors["password"] = problem
@@ -104,7 +113,7 @@ class User(BaseModel):
         if actor is not None:
             from .access import require_admin
             require_admin(actor)
-        email, team_id = cls.clean_new(email, password, role, team)
+        email, team_id = cls.clean_new(email, password, role, team, name)
         name = (name or "").strip()[:120] or email.split("@")[0]
         with write_transaction():
             user = cls.create(email=email, name=name, password_hash=generate_password_hash(password), role=role,
@@ -133,6 +142,8 @@ class User(BaseModel):
             name = name.strip()
             if not name or len(name) > 120:
                 errors["name"] = "Give a name of at most 120 characters."
+            elif "\x00" in name:
+                errors["name"] = "Contains characters that are not allowed."
             elif name != self.name:
                 changes["name"] = name
         if active is not None and bool(active) != self.active:
@@ -202,6 +213,9 @@ def _team_id(team, errors):
     if isinstance(team, Team):
         return team.id
     text = str(team).strip()
+    if "\x00" in text:
+        errors["team"] = "There is no such team."
+        return None
     row = None
     if text.isascii() and text.isdigit() and len(text) < 12:
         row = Team.get_or_none(Team.id == int(text))

@@ -9,13 +9,16 @@ import pytest
 
 from builders import make_draft_invoice, make_lead
 from clients import PASSWORD, HtmxClient
-from models import (Account, Activity, Contact, Invoice, Lead, Opportunity, Order, Product, Quote, SecurityEvent,
+from models import (Account, Activity, CaptureForm, Contact, Invoice, Lead, Opportunity, Order, Product, Quote, SecurityEvent,
                     Team, User, db)
 from models.access import Forbidden, load
 
 # Routes that name no record and are not about records, with why the matrix leaves them out.
-EXEMPT = {"static": "public files", "health": "public health check", "auth.login": "public login form",
-          "auth.logout": "ends the session the matrix runs in (tested in test_login_security)"}
+EXEMPT = {"static": "public files", "health": "public health check", "favicon": "public icon", "auth.login": "public login form",
+          "auth.logout": "ends the session the matrix runs in (tested in test_login_security)",
+          "public.form": "public web-to-lead form (tests/test_capture.py)",
+          "public.submit": "public web-to-lead endpoint (tests/test_capture.py)",
+          "public.logo": "the logo on the public form page (tests/test_capture.py)"}
 FIELD_NAMES = {"leads": "name", "opportunities": "topic", "accounts": "name", "contacts": "name",
                "quotes": "notes", "invoices": "notes", "products": "name", "orders": "notes"}
 RECORD_ARGS = {"lead_id": "lead", "opportunity_id": "opportunity", "quote_id": "quote", "order_id": "order",
@@ -46,6 +49,7 @@ def _world():
     }
     records = {}
     product = Product.create_product(users["ada"], sku="P-1", name="Widget", list_price="10")
+    form = CaptureForm.create_form(users["ada"], name="Website", thank_you="Thanks", source="web form")
     for owner in ("sam", "sue", "sid"):
         actor = users[owner]
         invoice = make_draft_invoice(actor, company=f"{owner.capitalize()} Corp", name=f"{owner.capitalize()} Buyer")
@@ -56,7 +60,7 @@ def _world():
         records[owner] = {"lead": make_lead(actor, name=f"{owner.capitalize()} Lead"), "opportunity": deal,
                           "quote": quote, "order": Order.get_by_id(invoice.order_id), "invoice": invoice,
                           "account": Account.get_by_id(deal.account_id), "contact": Contact.get_by_id(deal.contact_id),
-                          "activity": task, "product": product}
+                          "activity": task, "product": product, "form": form}
     return users, records
 
 
@@ -102,6 +106,9 @@ def _url(rule, records):
         elif name == "user_id":
             kind = "user"
             args[name] = records["lead"].owner_id
+        elif name == "form_id":
+            kind = "form"
+            args[name] = records["form"].id
         else:
             pytest.fail(f"{rule.endpoint}: the permission matrix does not know URL argument {name!r}")
     if kind is None:
@@ -144,6 +151,8 @@ def test_permission_matrix_every_record_route(app):
                         see, change = True, True  # the catalog is shared
                     if kind == "user":  # user administration: admins only
                         see, change = True, actor == "ada"
+                    if kind == "form":  # web-to-lead forms: admins only, even to look at
+                        see, change = True, actor == "ada"
                     data = {"version": "-1"}
                     if form_kind:
                         path = rule.rule
@@ -156,6 +165,8 @@ def test_permission_matrix_every_record_route(app):
                         expected = "not 403/404/5xx" if see else "404"
                         ok = resp.status_code not in (403, 404) and resp.status_code < 500 if see \
                             else resp.status_code == 404
+                        if kind == "form" and actor != "ada":
+                            expected, ok = "403", resp.status_code == 403
                     else:
                         resp = client.hx_post(path, data)
                         if not see:
@@ -188,7 +199,7 @@ def test_routes_without_records_by_role(app):
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             for actor, client in clients.items():
                 resp = client.hx_get(path) if method == "GET" else client.hx_post(path, {})
-                admin_only = rule.endpoint.startswith("admin.")
+                admin_only = rule.endpoint.startswith(("admin.", "capture."))
                 if admin_only and actor != "ada":
                     ok = resp.status_code == 403
                 elif rule.endpoint.startswith("settings.") and method == "POST" and actor in ("sam", "lou"):

@@ -31,6 +31,7 @@ FIELDS = [
     Field("purchase_timeframe", "Purchase timeframe", "select", _choices(TIMEFRAMES), rule="qualify"),
     Field("decision_maker_known", "Decision maker known", "checkbox"),
     Field("source", "Source", "select", _choices(SOURCES)),
+    Field("campaign", "Campaign", max_length=80),
     Field("rating", "Rating", "select", _choices(RATINGS)),
     Field("owner", "Owner", "record", assignable_choices),
     Field("notes", "Notes", "textarea", max_length=20000),
@@ -95,6 +96,9 @@ def _lead_filters(args):
         query = query.where(Lead.status == status)
     if args.get("source") in SOURCES:
         query = query.where(Lead.source == args["source"])
+    campaign = (args.get("campaign") or "").strip()[:80]
+    if campaign:
+        query = query.where(Lead.campaign == campaign)
     if args.get("rating") in RATINGS:
         query = query.where(Lead.rating == args["rating"])
     owner = args.get("owner") or ""

@@ -82,8 +82,12 @@ def remove_logo():
 
 @bp.get("/settings/logo")
 def logo():
-    """The stored logo with its stored type (scripts in SVGs cannot run: sandboxed, no sources allowed)."""
-    settings = _load()
+    """The stored logo with its stored type."""
+    return logo_response(_load())
+
+
+def logo_response(settings):
+    """The logo's bytes with its stored type (scripts in SVGs cannot run: sandboxed, no sources allowed)."""
     if settings.logo is None:
         abort(404)
     etag = settings.logo_etag
