@@ -48,6 +48,10 @@ def register(app: Flask):
         return card_facts(card, context["settings"], context.get("invoices"))
 
     @app.template_global()
+    def has_endpoint(name):
+        return name in app.view_functions
+
+    @app.template_global()
     def nav_items():
         """Top-bar links to the pages that exist."""
         return [(e, label) for e, label in NAV if e in app.view_functions]

@@ -80,12 +80,17 @@ def _account_filters(args):
     return query
 
 
+def _sorts():
+    """The list's sort keys (shared by the page and its CSV export)."""
+    return {"name": fn.LOWER(Account.name), "city": fn.LOWER(Account.city), "country": Account.country,
+            "vat": Account.vat_id, "created": Account.created_at}
+
+
 @bp.get("/accounts")
 def index():
     """All accounts, filtered by text, sorted and paged; the filters live in the URL."""
     from .listing import paginate
-    sorts = {"name": fn.LOWER(Account.name), "city": fn.LOWER(Account.city), "country": Account.country,
-             "vat": Account.vat_id, "created": Account.created_at}
+    sorts = _sorts()
     page = paginate(_account_filters(request.args), sorts, "name", tiebreak=Account.id)
     ids = [a.id for a in page.items]
     counts = {}
@@ -93,3 +98,18 @@ def index():
         counts = dict(Contact.select(Contact.account, fn.COUNT(Contact.id)).where(Contact.account.in_(ids))
                       .group_by(Contact.account).tuples())
     return render("accounts/index.html", "accounts/_list.html", page=page, contact_counts=counts, args=request.args)
+
+
+EXPORT_COLUMNS = [
+    ("ID", lambda r: r.id), ("Name", lambda r: r.name), ("VAT id", lambda r: r.vat_id), ("Email", lambda r: r.email),
+    ("Phone", lambda r: r.phone), ("Website", lambda r: r.website), ("Street", lambda r: r.street),
+    ("Postal code", lambda r: r.postal_code), ("City", lambda r: r.city), ("Country", lambda r: r.country),
+    ("Owner", lambda r: r.owner.name if r.owner_id else None), ("Created", lambda r: r.created_at),
+]
+
+
+@bp.get("/accounts/export.csv")
+def export():
+    """The list with its current filter and sort as CSV (every row, not one page)."""
+    from .listing import export_csv
+    return export_csv("accounts", _account_filters(request.args), _sorts(), "name", EXPORT_COLUMNS, tiebreak=Account.id)

@@ -2,7 +2,7 @@
 from flask import Blueprint, flash, g, redirect, request, url_for
 from peewee import JOIN, fn
 
-from models import Account, Contact, HistoryEvent, ValidationError
+from models import Account, Contact, HistoryEvent, User, ValidationError
 from models.party import COUNTRY_DEFAULT
 
 from .accounts import refreshed_parts
@@ -81,8 +81,9 @@ def create():
 
 
 def _contact_filters(args):
-    query = (Contact.select(Contact, Account.id, Account.name)
-             .join(Account, JOIN.LEFT_OUTER, on=(Contact.account == Account.id)))
+    query = (Contact.select(Contact, Account.id, Account.name, User.id, User.name)
+             .join(Account, JOIN.LEFT_OUTER, on=(Contact.account == Account.id)).switch(Contact)
+             .join(User, JOIN.LEFT_OUTER, on=(Contact.owner == User.id)))
     query = in_reach(query)
     text = (args.get("q") or "").replace("\x00", "").strip()[:100]
     if text:
@@ -96,12 +97,33 @@ def _contact_filters(args):
     return query
 
 
+def _sorts():
+    """The list's sort keys (shared by the page and its CSV export)."""
+    return {"name": fn.LOWER(Contact.name), "account": fn.LOWER(Account.name), "email": Contact.email,
+            "city": fn.LOWER(Contact.city), "created": Contact.created_at}
+
+
 @bp.get("/contacts")
 def index():
     """All contacts, filtered by text and account, sorted and paged; the filters live in the URL."""
     from .listing import paginate
-    sorts = {"name": fn.LOWER(Contact.name), "account": fn.LOWER(Account.name), "email": Contact.email,
-             "city": fn.LOWER(Contact.city), "created": Contact.created_at}
+    sorts = _sorts()
     page = paginate(_contact_filters(request.args), sorts, "name", tiebreak=Contact.id)
     return render("contacts/index.html", "contacts/_list.html", page=page, accounts=account_choices(),
                   args=request.args)
+
+
+EXPORT_COLUMNS = [
+    ("ID", lambda r: r.id), ("Name", lambda r: r.name), ("Job title", lambda r: r.job_title),
+    ("Email", lambda r: r.email), ("Phone", lambda r: r.phone),
+    ("Account", lambda r: r.account.name if r.account_id else None), ("Street", lambda r: r.street),
+    ("Postal code", lambda r: r.postal_code), ("City", lambda r: r.city), ("Country", lambda r: r.country),
+    ("Owner", lambda r: r.owner.name if r.owner_id else None), ("Created", lambda r: r.created_at),
+]
+
+
+@bp.get("/contacts/export.csv")
+def export():
+    """The list with its current filter and sort as CSV (every row, not one page)."""
+    from .listing import export_csv
+    return export_csv("contacts", _contact_filters(request.args), _sorts(), "name", EXPORT_COLUMNS, tiebreak=Contact.id)

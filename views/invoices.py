@@ -94,7 +94,8 @@ def cancel(invoice_id):
 
 
 def _invoice_filters(args):
-    query = (Invoice.select(Invoice, Account.id, Account.name, Contact.id, Contact.name, Order.id, Order.number)
+    query = (Invoice.select_without("pdf").select_extend(Account.id, Account.name, Contact.id, Contact.name,
+                                                         Order.id, Order.number)
              .join(Account, JOIN.LEFT_OUTER, on=(Invoice.account == Account.id)).switch(Invoice)
              .join(Contact, JOIN.LEFT_OUTER, on=(Invoice.contact == Contact.id)).switch(Invoice)
              .join(Order, on=(Invoice.order == Order.id)))
@@ -112,14 +113,34 @@ def _invoice_filters(args):
     return query
 
 
+def _sorts():
+    """The list's sort keys (shared by the page and its CSV export)."""
+    return {"number": Invoice.number, "customer": customer_sort(), "status": Invoice.status,
+            "issued": Invoice.issue_date, "due": Invoice.due_date, "total": Invoice.gross_total,
+            "created": Invoice.created_at}
+
+
 @bp.get("/invoices")
 def index():
     """All invoices, filtered by status, overdue and text (number, customer), sorted and paged."""
     from . import listing
-    sorts = {"number": Invoice.number, "customer": customer_sort(), "status": Invoice.status,
-             "issued": Invoice.issue_date, "due": Invoice.due_date, "total": Invoice.gross_total,
-             "created": Invoice.created_at}
+    sorts = _sorts()
     page = listing.paginate(_invoice_filters(request.args), sorts, "-created", tiebreak=Invoice.id.desc(),
                              per_page=listing.PER_PAGE)
     return render("invoices/index.html", "invoices/_list.html", page=page, statuses=STATUSES, args=request.args,
                   today=today())
+
+
+EXPORT_COLUMNS = [
+    ("Number", lambda r: r.display_number), ("Status", lambda r: r.status), ("Payment", lambda r: r.payment_state),
+    ("Customer", lambda r: r.customer_name), ("Order", lambda r: r.order.display_number),
+    ("Issue date", lambda r: r.issue_date), ("Due date", lambda r: r.due_date), ("Paid on", lambda r: r.paid_on),
+    ("Net", lambda r: r.net_total), ("Tax", lambda r: r.tax_total), ("Gross", lambda r: r.gross_total),
+]
+
+
+@bp.get("/invoices/export.csv")
+def export():
+    """The list with its current filter and sort as CSV (every row, not one page)."""
+    from .listing import export_csv
+    return export_csv("invoices", _invoice_filters(request.args), _sorts(), "-created", EXPORT_COLUMNS, tiebreak=Invoice.id.desc())

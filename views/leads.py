@@ -109,12 +109,35 @@ def _lead_filters(args):
     return query
 
 
+def _sorts():
+    """The list's sort keys (shared by the page and its CSV export)."""
+    return {"created": Lead.created_at, "name": Lead.name, "company": Lead.company, "budget": Lead.budget_amount,
+            "rating": Lead.rating, "status": Lead.status, "source": Lead.source}
+
+
 @bp.get("/leads")
 def index():
     """All leads, filtered, sorted and paged; the filters live in the URL."""
     from .listing import paginate
-    sorts = {"created": Lead.created_at, "name": Lead.name, "company": Lead.company, "budget": Lead.budget_amount,
-             "rating": Lead.rating, "status": Lead.status, "source": Lead.source}
+    sorts = _sorts()
     page = paginate(_lead_filters(request.args), sorts, "-created", tiebreak=Lead.id.desc())
     return render("leads/index.html", "leads/_list.html", page=page, sources=SOURCES, ratings=RATINGS,
                   owners=_owners(), args=request.args)
+
+
+EXPORT_COLUMNS = [
+    ("ID", lambda r: r.id), ("Name", lambda r: r.name), ("Company", lambda r: r.company),
+    ("Private buyer", lambda r: r.private_buyer), ("Job title", lambda r: r.job_title), ("Email", lambda r: r.email),
+    ("Phone", lambda r: r.phone), ("Source", lambda r: r.source), ("Campaign", lambda r: r.campaign),
+    ("Topic", lambda r: r.topic), ("Budget", lambda r: r.budget_amount),
+    ("Purchase timeframe", lambda r: r.purchase_timeframe), ("Rating", lambda r: r.rating),
+    ("Status", lambda r: r.status), ("Owner", lambda r: r.owner.name if r.owner_id else None),
+    ("Created", lambda r: r.created_at), ("Last activity", lambda r: r.last_activity_at),
+]
+
+
+@bp.get("/leads/export.csv")
+def export():
+    """The list with its current filter and sort as CSV (every row, not one page)."""
+    from .listing import export_csv
+    return export_csv("leads", _lead_filters(request.args), _sorts(), "-created", EXPORT_COLUMNS, tiebreak=Lead.id.desc())

@@ -108,14 +108,36 @@ def _opportunity_filters(args):
     return query, c.errors
 
 
+def _sorts():
+    """The list's sort keys (shared by the page and its CSV export)."""
+    return {"topic": Opportunity.topic, "customer": Account.name, "amount": Opportunity.amount_sql(),
+            "probability": Opportunity.probability, "close": Opportunity.estimated_close_date,
+            "stage": Opportunity.column, "created": Opportunity.created_at}
+
+
 @bp.get("/opportunities")
 def index():
     """All deals, filtered, sorted and paged; the filters live in the URL."""
     from .listing import paginate
     query, errors = _opportunity_filters(request.args)
-    sorts = {"topic": Opportunity.topic, "customer": Account.name, "amount": Opportunity.amount_sql(),
-             "probability": Opportunity.probability, "close": Opportunity.estimated_close_date,
-             "stage": Opportunity.column, "created": Opportunity.created_at}
+    sorts = _sorts()
     page = paginate(query, sorts, "close", tiebreak=Opportunity.id)
     return render("opportunities/index.html", "opportunities/_list.html", page=page, owners=_owners(),
                   args=request.args, errors=errors)
+
+
+EXPORT_COLUMNS = [
+    ("ID", lambda r: r.id), ("Topic", lambda r: r.topic), ("Account", lambda r: r.account.name if r.account_id else None),
+    ("Contact", lambda r: r.contact.name if r.contact_id else None), ("Stage", lambda r: r.column or r.stage),
+    ("Status", lambda r: r.status), ("Probability %", lambda r: r.probability), ("Amount", lambda r: r.amount),
+    ("Estimated close", lambda r: r.estimated_close_date), ("Actual revenue", lambda r: r.actual_revenue),
+    ("Actual close", lambda r: r.actual_close_date), ("Owner", lambda r: r.owner.name if r.owner_id else None),
+    ("Created", lambda r: r.created_at),
+]
+
+
+@bp.get("/opportunities/export.csv")
+def export():
+    """The list with its current filter and sort as CSV (every row, not one page)."""
+    from .listing import export_csv
+    return export_csv("opportunities", _opportunity_filters(request.args)[0], _sorts(), "close", EXPORT_COLUMNS, tiebreak=Opportunity.id)

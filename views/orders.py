@@ -94,12 +94,31 @@ def _order_filters(args):
     return query
 
 
+def _sorts():
+    """The list's sort keys (shared by the page and its CSV export)."""
+    return {"number": Order.number, "customer": customer_sort(), "status": Order.status, "date": Order.order_date,
+            "total": Order.gross_total}
+
+
 @bp.get("/orders")
 def index():
     """All orders, filtered by status (and text), sorted and paged."""
     from . import listing
-    sorts = {"number": Order.number, "customer": customer_sort(), "status": Order.status, "date": Order.order_date,
-             "total": Order.gross_total}
+    sorts = _sorts()
     page = listing.paginate(_order_filters(request.args), sorts, "-number", tiebreak=Order.id.desc(),
                              per_page=listing.PER_PAGE)
     return render("orders/index.html", "orders/_list.html", page=page, statuses=STATUSES, args=request.args)
+
+
+EXPORT_COLUMNS = [
+    ("Number", lambda r: r.display_number), ("Status", lambda r: r.status), ("Customer", lambda r: r.customer_name),
+    ("Deal", lambda r: r.opportunity.topic), ("Order date", lambda r: r.order_date),
+    ("Net", lambda r: r.net_total), ("Tax", lambda r: r.tax_total), ("Gross", lambda r: r.gross_total),
+]
+
+
+@bp.get("/orders/export.csv")
+def export():
+    """The list with its current filter and sort as CSV (every row, not one page)."""
+    from .listing import export_csv
+    return export_csv("orders", _order_filters(request.args), _sorts(), "-number", EXPORT_COLUMNS, tiebreak=Order.id.desc())

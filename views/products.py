@@ -116,11 +116,30 @@ def _product_filters(args):
     return query
 
 
+def _sorts():
+    """The list's sort keys (shared by the page and its CSV export)."""
+    return {"sku": Product.sku, "name": fn.LOWER(Product.name), "unit": Product.unit, "price": Product.list_price,
+            "tax": Product.tax_rate, "created": Product.created_at}
+
+
 @bp.get("/products")
 def index():
     """The catalog, filtered by text and active flag, sorted and paged; the filters live in the URL."""
     from .listing import paginate
-    sorts = {"sku": Product.sku, "name": fn.LOWER(Product.name), "unit": Product.unit, "price": Product.list_price,
-             "tax": Product.tax_rate, "created": Product.created_at}
+    sorts = _sorts()
     page = paginate(_product_filters(request.args), sorts, "name", tiebreak=Product.id)
     return render("products/index.html", "products/_list.html", page=page, args=request.args)
+
+
+EXPORT_COLUMNS = [
+    ("SKU", lambda r: r.sku), ("Name", lambda r: r.name), ("Description", lambda r: r.description),
+    ("Unit", lambda r: r.unit), ("List price", lambda r: r.list_price), ("Tax rate %", lambda r: r.tax_rate),
+    ("Active", lambda r: r.active), ("Created", lambda r: r.created_at),
+]
+
+
+@bp.get("/products/export.csv")
+def export():
+    """The list with its current filter and sort as CSV (every row, not one page)."""
+    from .listing import export_csv
+    return export_csv("products", _product_filters(request.args), _sorts(), "name", EXPORT_COLUMNS, tiebreak=Product.id)

@@ -298,7 +298,8 @@ def quote_number(text):
 
 
 def _quote_filters(args):
-    query = (Quote.select(Quote, Account.id, Account.name, Contact.id, Contact.name, Opportunity.id, Opportunity.topic)
+    query = (Quote.select_without("pdf").select_extend(Account.id, Account.name, Contact.id, Contact.name,
+                                                       Opportunity.id, Opportunity.topic)
              .join(Account, JOIN.LEFT_OUTER, on=(Quote.account == Account.id)).switch(Quote)
              .join(Contact, JOIN.LEFT_OUTER, on=(Quote.contact == Contact.id)).switch(Quote)
              .join(Opportunity, on=(Quote.opportunity == Opportunity.id)))
@@ -316,12 +317,32 @@ def _quote_filters(args):
     return query
 
 
+def _sorts():
+    """The list's sort keys (shared by the page and its CSV export)."""
+    return {"number": Quote.number, "customer": customer_sort(), "status": Quote.status,
+            "valid": Quote.valid_until, "total": Quote.gross_total, "created": Quote.created_at}
+
+
 @bp.get("/quotes")
 def index():
     """All quotes, filtered by status and text (number, customer), sorted and paged."""
     from . import listing
-    sorts = {"number": Quote.number, "customer": customer_sort(), "status": Quote.status,
-             "valid": Quote.valid_until, "total": Quote.gross_total, "created": Quote.created_at}
+    sorts = _sorts()
     page = listing.paginate(_quote_filters(request.args), sorts, "-created", tiebreak=Quote.id.desc(),
                              per_page=listing.PER_PAGE)
     return render("quotes/index.html", "quotes/_list.html", page=page, statuses=STATUSES, args=request.args)
+
+
+EXPORT_COLUMNS = [
+    ("Number", lambda r: r.display_number), ("Status", lambda r: r.status), ("Customer", lambda r: r.customer_name),
+    ("Deal", lambda r: r.opportunity.topic), ("Valid until", lambda r: r.valid_until),
+    ("Net", lambda r: r.net_total), ("Tax", lambda r: r.tax_total), ("Gross", lambda r: r.gross_total),
+    ("Created", lambda r: r.created_at),
+]
+
+
+@bp.get("/quotes/export.csv")
+def export():
+    """The list with its current filter and sort as CSV (every row, not one page)."""
+    from .listing import export_csv
+    return export_csv("quotes", _quote_filters(request.args), _sorts(), "-created", EXPORT_COLUMNS, tiebreak=Quote.id.desc())
