@@ -77,6 +77,13 @@ def visible(model, user, write=False):
     return query if condition is None else query.where(condition)
 
 
+def may_change(record, user):
+    """True when `user` may change `record` (as the access rule says)."""
+    model = type(record)
+    condition = visible_where(model, user, write=True)
+    return condition is None or model.select().where(condition & (model._meta.primary_key == record.id)).exists()
+
+
 def combine(condition, extra):
     """`condition & extra`, where either may be None (no restriction)."""
     if condition is None:

@@ -685,7 +685,7 @@ class _Seeder:
 
     def qualify(self, deal):
         lead = Lead.get_by_id(deal.lead.id)
-        matches = lead.duplicate_matches()
+        matches = lead.duplicate_matches(deal.owner)
         inputs = {kind: matches[kind][0].id for kind in ("account", "contact") if matches[kind]}
         if deal.qualify_inputs:
             inputs.update(budget_amount=str(deal.budget), purchase_timeframe=deal.timeframe)

@@ -10,7 +10,7 @@ from .history import HistoryEvent, Tracked
 from .party import Account, Contact
 from .user import User
 from .validation import Cleaner
-from .access import user_id_of, check_owner_change, owned
+from .access import check_owner_change, load, may_change, owned, user_id_of
 
 SOURCES = ("web form", "email", "trade show", "referral", "partner", "advertisement", "import", "other")
 TIMEFRAMES = ("immediate", "this quarter", "next quarter", "this year", "unknown")
@@ -170,10 +170,17 @@ class Lead(Tracked, BaseModel):
             missing["purchase_timeframe"] = "Choose the purchase timeframe."
         return missing
 
-    def duplicate_matches(self):
-        """Existing accounts (same company name) and contacts (same email) to offer for linking."""
-        accounts = [] if self.private_buyer or not self.company else list(Account.matching_name(self.company))
-        contacts = list(Contact.matching_email(self.email)) if self.email else []
+    def duplicate_matches(self, actor):
+        """Existing accounts (same company name) and contacts (same email) to offer for linking: only
+        those `actor` may see (another team's customers stay invisible)."""
+        from .access import visible_where
+
+        def in_reach(query, model):
+            condition = visible_where(model, actor)
+            return list(query if condition is None else query.where(condition))
+        accounts = [] if self.private_buyer or not self.company else in_reach(Account.matching_name(self.company),
+                                                                                Account)
+        contacts = in_reach(Contact.matching_email(self.email), Contact) if self.email else []
         return {"account": accounts, "contact": contacts}
 
     def qualify(self, actor, expected_version=None, **inputs):
@@ -193,7 +200,7 @@ class Lead(Tracked, BaseModel):
             self.check_version(expected_version)
             changes = self.apply_changes(lead_values)
             missing = self.qualify_missing()
-            matches = self.duplicate_matches()
+            matches = self.duplicate_matches(actor)
             choices = {}
             for kind in ("account", "contact"):
                 if matches[kind] and inputs.get(kind) in (None, ""):
@@ -204,16 +211,16 @@ class Lead(Tracked, BaseModel):
             if missing:
                 raise RuleNotMet("To qualify this lead, fill in what is missing.", missing,
                                  step="develop", choices=choices, defaults=lead_values)
-            account = self._resolve(Account, inputs.get("account"), matches["account"], "account")
+            account = self._resolve(actor, Account, inputs.get("account"), "account")
             if account is None and self.company and not self.private_buyer:
                 account = Account.create(name=self.company, email="", phone=self.phone, owner=self.owner or actor)
                 HistoryEvent.write(actor, account, "create", note=f"From lead #{self.id}")
-            contact = self._resolve(Contact, inputs.get("contact"), matches["contact"], "contact")
+            contact = self._resolve(actor, Contact, inputs.get("contact"), "contact")
             if contact is None:
                 contact = Contact.create(name=self.name, job_title=self.job_title, email=self.email,
                                          phone=self.phone, account=account, owner=self.owner or actor)
                 HistoryEvent.write(actor, contact, "create", note=f"From lead #{self.id}")
-            elif account is not None and contact.account_id is None:
+            elif account is not None and contact.account_id is None and may_change(contact, actor):
                 contact.account = account
                 contact.save_version()
                 HistoryEvent.write(actor, contact, "update", {"account": (None, account.id)},
@@ -234,15 +241,17 @@ class Lead(Tracked, BaseModel):
         return opportunity
 
     @staticmethod
-    def _resolve(model, choice, matches, label):
+    def _resolve(actor, model, choice, label):
+        """The account / contact chosen to link (None: create a new one); only one `actor` may see."""
         if choice in (None, "", "new"):
             return None
         if isinstance(choice, model):
-            return choice
+            choice = choice.id
         try:
-            row = model.get_or_none(model.id == int(str(choice)))
-        except ValueError:
-            row = None
+            pk = int(str(choice))
+        except (TypeError, ValueError):
+            pk = 0
+        row = load(model, pk, actor) if 0 < pk < 2 ** 63 else None
         if row is None:
             raise ValidationError("The lead could not be qualified.", {label: f"Unknown {label}."})
         return row

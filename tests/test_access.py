@@ -372,3 +372,30 @@ def test_issue_and_cancel_of_invoices_are_in_the_security_log(app):
         invoice.cancel(users["max"], reason="Wrong address")
         canceled = SecurityEvent.get(SecurityEvent.kind == "invoice_canceled")
         assert canceled.actor_id == users["max"].id and "Wrong address" in canceled.detail
+
+
+def test_qualify_offers_and_links_only_customers_in_reach(app):
+    """Duplicate matching on qualify looks only at the actor's reach, and a crafted account or contact id
+    of another team is refused (nothing is linked or written)."""
+    from models import RuleNotMet, ValidationError
+    with db.connection_context():
+        users, records = _world()
+        sid = users["sid"]
+        north_account, north_contact = records["sam"]["account"], records["sam"]["contact"]
+        twin = make_lead(sid, name="Twin Buyer", company=north_account.name, email=north_contact.email,
+                         budget_amount="100", purchase_timeframe="this quarter")
+        assert twin.duplicate_matches(sid) == {"account": [], "contact": []}
+        assert [a.id for a in twin.duplicate_matches(users["max"])["account"]] == [north_account.id]
+        for inputs in ({"account": north_account.id, "contact": "new"},
+                       {"account": "new", "contact": north_contact.id},
+                       {"account": "99999999999999999999", "contact": "new"}):
+            with pytest.raises(ValidationError):
+                Lead.get_by_id(twin.id).qualify(sid, **inputs)
+            assert Lead.get_by_id(twin.id).status == "open"
+        own = make_lead(sid, name="Sid Again", company=records["sid"]["account"].name,
+                        budget_amount="100", purchase_timeframe="this quarter")
+        with pytest.raises(RuleNotMet) as asked:
+            Lead.get_by_id(own.id).qualify(sid)
+        assert "account" in asked.value.fields  # his own customer is offered as a duplicate
+        deal = Lead.get_by_id(own.id).qualify(sid, account=records["sid"]["account"].id)
+        assert deal.account_id == records["sid"]["account"].id

@@ -71,7 +71,7 @@ def test_seed_fills_every_board_column(seeded):
         {"lost", "cannot contact", "no longer interested", "canceled"}
     open_leads = list(Lead.select().where(Lead.status == "open"))
     assert any(lead.qualify_missing() for lead in open_leads)
-    assert any(lead.duplicate_matches()["account"] for lead in open_leads)
+    assert any(lead.duplicate_matches(lead.owner)["account"] for lead in open_leads)
     assert len({lead.source for lead in open_leads}) >= 5 and {lead.rating for lead in open_leads} == \
         {"hot", "warm", "cold"}
     lost = list(Opportunity.select().where(Opportunity.status == "lost"))
