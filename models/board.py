@@ -6,7 +6,7 @@ from decimal import Decimal
 from peewee import fn
 
 from .activity import Activity
-from .access import combine, owned, scope_key, scope_values
+from .access import combine, owned, scope_key, scope_values, visible_where
 from .base import Param, prepared, today
 from .lead import QUALIFY_PROBABILITY, Lead
 from .opportunity import COLUMN_LABELS, COLUMNS, Opportunity, _cents
@@ -193,6 +193,21 @@ def next_activities(cards):
         ids = [c.id for c in cards if isinstance(c, model)]
         for record_id, activity in Activity.next_open(record_type, ids).items():
             result[(record_type, record_id)] = activity
+    return result
+
+
+def writable_cards(cards, user):
+    """{(record_type, id)} of the cards `user` may change (drag, move menu) under the access rule
+    (two queries at most; none for an admin)."""
+    result = set()
+    for record_type, model in (("lead", Lead), ("opportunity", Opportunity)):
+        ids = [c.id for c in cards if isinstance(c, model)]
+        if not ids:
+            continue
+        condition = visible_where(model, user, write=True)
+        if condition is not None:
+            ids = [row.id for row in model.select(model.id).where(model.id.in_(ids) & condition)]
+        result.update((record_type, pk) for pk in ids)
     return result
 
 

@@ -23,7 +23,7 @@
       if (list._sortable) return;
       list._sortable = Sortable.create(list, {
         group: "board",
-        draggable: ".card",
+        draggable: ".card:not(.read-only)",
         filter: "details, summary, button, a, input, select",
         preventOnFilter: false,
         animation: 120,

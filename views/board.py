@@ -5,7 +5,7 @@ from markupsafe import Markup
 
 from models import (COLUMNS, Account, Contact, Invoice, Lead, NotAllowed, NotFound, Opportunity, Order, Product, Quote,
                     RuleNotMet, StaleVersion, ValidationError)
-from models.board import BoardFilter, column_cards, column_headers, invoice_states, next_activities
+from models.board import BoardFilter, column_cards, column_headers, invoice_states, next_activities, writable_cards
 from models.lead import DISQUALIFY_REASONS, TIMEFRAMES
 from models.opportunity import CHECKLISTS, COLUMN_LABELS, LOST_REASONS
 
@@ -26,10 +26,8 @@ def _board_context(flt):
     headers = column_headers(flt)
     cards = {stage: column_cards(stage, flt, 0, page_size) for stage in COLUMNS}
     every_card = [card for stage in COLUMNS for card in cards[stage]]
-    return {"columns": COLUMNS, "headers": headers, "cards": cards, "flt": flt, "page_size": page_size,
-            "next_activity": next_activities(every_card), "invoices": invoice_states(every_card), "checklists": CHECKLISTS, "labels": COLUMN_LABELS,
-            "settings": current_settings(),
-            "owners": owner_choices()}
+    return {"columns": COLUMNS, "headers": headers, "cards": cards, "owners": owner_choices(),
+            **_card_context(flt, every_card)}
 
 
 def _panel_parts():
@@ -135,11 +133,14 @@ def _board_filter():
     return BoardFilter.from_args(page_args(), g.user)
 
 
-def _card_context(flt, records):
+def _card_context(flt, records, writable=None):
+    """What card templates need besides the cards; `writable` (the keys of cards the user may change)
+    is looked up unless the caller knows it."""
     settings = current_settings()
     return {"flt": flt, "settings": settings, "labels": COLUMN_LABELS, "checklists": CHECKLISTS,
             "next_activity": next_activities(records), "page_size": current_app.config["BOARD_PAGE_SIZE"],
-            "invoices": invoice_states(records)}
+            "invoices": invoice_states(records),
+            "writable": writable if writable is not None else writable_cards(records, g.user)}
 
 
 def card_refresh(record):
@@ -160,7 +161,7 @@ def card_update(record, columns):
     return _oob_cards(_board_filter(), record, [], columns)
 
 
-def _oob_cards(flt, record, old_keys, columns):
+def _oob_cards(flt, record, old_keys, columns, writable=None):
     """Out-of-band updates: drop the card(s) wherever they are, put the fresh card in its column,
     and re-render the headers of the given columns (only for requests from the board page)."""
     if not from_board():
@@ -169,7 +170,7 @@ def _oob_cards(flt, record, old_keys, columns):
     headers = column_headers(flt, columns) if columns else {}
     return render_template("board/_oob_update.html", card=fresh, old_keys=old_keys,
                            headers=[headers[c] for c in columns if c in headers],
-                           **_card_context(flt, [fresh]))
+                           **_card_context(flt, [fresh], writable))
 
 
 def _dialog(record, target, exc, version, status, form=None):
@@ -229,7 +230,8 @@ def move():
     if not is_htmx():
         flash(f"{moved.title}: {message}", "info")
         return redirect(url_for("board.board", **flt.query_args()))
-    body = _oob_cards(flt, moved, [old_key], [result.from_column, result.to_column])
+    body = _oob_cards(flt, moved, [old_key], [result.from_column, result.to_column],
+                      writable={(moved.record_type, moved.id)})  # loaded for writing: the user may change it
     push_url = None
     if form.get("panel"):
         body += _panel_html(moved, oob=True)

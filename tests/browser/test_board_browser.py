@@ -254,3 +254,30 @@ def test_a_failed_move_request_puts_the_card_back_with_a_message(page, user):
     assert _column(page, "develop").locator(f'[data-record="lead:{lead.id}"]').count() == 0
     with db.connection_context():
         assert Lead.get_by_id(lead.id).status == "open"
+
+
+def test_a_teammates_card_is_read_only_it_does_not_drag_and_offers_no_moves(page, user):
+    """A seller reads the team's cards but changes only their own: a teammate's card does not move when
+    dragged (no request, nothing changed) and its menu says why instead of offering moves."""
+    from models import Team
+    with db.connection_context():
+        team = Team.create(name="North")
+        User.update(team=team.id).where(User.id == user.id).execute()
+        mate = User.create_user("sue@example.com", "correct-horse-9", "Sue Seller", "seller", team=team.id)
+    theirs = _lead(mate, name="Sue's prospect", email="prospect@sue.example")
+    mine = _lead(user, name="My prospect", email="prospect@me.example")
+    requests = []
+    page.on("request", lambda req: requests.append(req.url) if "/board/move" in req.url else None)
+    page.goto(f"{page.base}/board")
+    card = _card(page, "lead", theirs.id)
+    assert "read-only" in card.get_attribute("class")
+    assert "read-only" not in _card(page, "lead", mine.id).get_attribute("class")
+    card.drag_to(_column(page, "develop"))
+    page.wait_for_timeout(500)
+    assert requests == []
+    assert _column(page, "qualify").locator(f'[data-record="lead:{theirs.id}"]').count() == 1
+    card.locator(".move-menu summary").click()
+    assert "only they or a manager of the team can move it" in card.locator(".menu-note").inner_text()
+    assert card.locator(".move-menu button").count() == 0
+    with db.connection_context():
+        assert Lead.get_by_id(theirs.id).version == 1
