@@ -1,5 +1,6 @@
 """Pipeline CRM models. MODELS lists every table in creation order."""
 from .activity import Activity
+from .api_token import ApiToken
 from .base import db
 from .capture import CaptureForm
 from .catalog import Product
@@ -17,9 +18,9 @@ from .user import Team, User
 
 MODELS = [Team, User, Settings, NumberSequence, Account, Contact, Product, Lead, Opportunity, OpportunityLine,
           Quote, QuoteLine, Order, OrderLine, Invoice, InvoiceLine, Activity, HistoryEvent, SecurityEvent, LoginFailure,
-          CaptureForm]
+          CaptureForm, ApiToken]
 
 __all__ = ["MODELS", "db", "Activity", "Product", "HistoryEvent", "Invoice", "InvoiceLine", "Lead",
            "Opportunity", "OpportunityLine", "Order", "OrderLine", "Account", "Contact", "Quote", "QuoteLine",
-           "NumberSequence", "Settings", "User", "Team", "SecurityEvent", "LoginFailure", "CaptureForm", "COLUMNS", "Move", "DomainError", "NotAllowed", "NotFound",
+           "NumberSequence", "Settings", "User", "Team", "SecurityEvent", "LoginFailure", "CaptureForm", "ApiToken", "COLUMNS", "Move", "DomainError", "NotAllowed", "NotFound",
            "RuleNotMet", "StaleVersion", "ValidationError"]

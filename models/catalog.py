@@ -31,9 +31,9 @@ class Product(Tracked, BaseModel):
     @staticmethod
     def clean(data, partial=False):
         """Validate product input; returns the cleaned values."""
-        c = Cleaner(data)
-        c.text("sku", 40, required=not partial or "sku" in data)
-        c.text("name", 200, required=not partial or "name" in data)
+        c = Cleaner(data, complete=not partial)
+        c.text("sku", 40, required=True)
+        c.text("name", 200, required=True)
         c.text("description", 5000, multiline=True)
         c.choice("unit", UNITS, required=True)
         c.money("list_price", required=True)

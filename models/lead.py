@@ -117,8 +117,8 @@ class Lead(Tracked, BaseModel):
     @staticmethod
     def clean(data, partial=False):
         """Validate lead input; with partial=True only the keys present are checked."""
-        c = Cleaner(data)
-        c.text("name", 200, required=not partial or "name" in data)
+        c = Cleaner(data, complete=not partial)
+        c.text("name", 200, required=True)
         c.text("company", 200)
         c.boolean("private_buyer")
         c.text("job_title", 120)

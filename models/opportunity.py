@@ -108,8 +108,8 @@ class Opportunity(Tracked, HasLines, BaseModel):
     @staticmethod
     def clean(data, partial=True):
         """Validate opportunity input (only the keys present are checked)."""
-        c = Cleaner(data)
-        c.text("topic", 200, required="topic" in data or not partial)
+        c = Cleaner(data, complete=not partial)
+        c.text("topic", 200, required=True)
         c.record("account", Account, label="account")
         c.record("contact", Contact, label="contact")
         c.integer("probability", minimum=0, maximum=100)

@@ -83,8 +83,8 @@ class Account(Postal, Tracked, BaseModel):
     @staticmethod
     def clean(data, partial=False):
         """Validate account input; returns the cleaned values."""
-        c = Cleaner(data)
-        c.text("name", 200, required=not partial or "name" in data)
+        c = Cleaner(data, complete=not partial)
+        c.text("name", 200, required=True)
         c.text("vat_id", 40)
         c.email("email")
         c.phone("phone")
@@ -143,8 +143,8 @@ class Contact(Postal, Tracked, BaseModel):
     @staticmethod
     def clean(data, partial=False):
         """Validate contact input; returns the cleaned values."""
-        c = Cleaner(data)
-        c.text("name", 200, required=not partial or "name" in data)
+        c = Cleaner(data, complete=not partial)
+        c.text("name", 200, required=True)
         c.text("job_title", 120)
         c.email("email")
         c.phone("phone")

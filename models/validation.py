@@ -5,7 +5,7 @@ import re
 from .base import parse_decimal
 from .errors import ValidationError
 
-EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+EMAIL_RE = re.compile(r"^[^@\s<>\x00-\x1f\x7f]+@[^@\s<>\x00-\x1f\x7f]+\.[^@\s<>\x00-\x1f\x7f]+$")
 PHONE_RE = re.compile(r"^[0-9+()./\- ]{3,40}$")
 MIN_DATE = datetime.date(2000, 1, 1)
 MAX_DATE = datetime.date(2100, 12, 31)
@@ -15,8 +15,11 @@ _MISSING = object()
 class Cleaner:
     """Cleans the given keys of `data`; keys that are absent are left out of `values`."""
 
-    def __init__(self, data):
+    def __init__(self, data, complete=False):
+        """complete=True: the input is a whole record (a create), so a required text field that is
+        absent is an error; otherwise (an update) only the keys present are checked."""
         self.data = data or {}
+        self.complete = complete
         self.errors = {}
         self.values = {}
 
@@ -48,6 +51,8 @@ class Cleaner:
     def text(self, name, max_length=200, required=False, key=None, multiline=False):
         raw = self._raw(name)
         if raw is _MISSING:
+            if required and self.complete:
+                self.errors[name] = "This field is required."
             return
         value = "" if raw is None else str(raw)
         value = value.strip() if not multiline else value.strip("\n\r ")

@@ -9,8 +9,8 @@ import pytest
 
 from builders import make_draft_invoice, make_lead
 from clients import PASSWORD, HtmxClient
-from models import (Account, Activity, CaptureForm, Contact, Invoice, Lead, Opportunity, Order, Product, Quote, SecurityEvent,
-                    Team, User, db)
+from models import (Account, Activity, ApiToken, CaptureForm, Contact, Invoice, Lead, Opportunity, Order, Product, Quote,
+                    SecurityEvent, Team, User, db)
 from models.access import Forbidden, load
 
 # Routes that name no record and are not about records, with why the matrix leaves them out.
@@ -18,7 +18,8 @@ EXEMPT = {"static": "public files", "health": "public health check", "favicon": 
           "auth.logout": "ends the session the matrix runs in (tested in test_login_security)",
           "public.form": "public web-to-lead form (tests/test_capture.py)",
           "public.submit": "public web-to-lead endpoint (tests/test_capture.py)",
-          "public.logo": "the logo on the public form page (tests/test_capture.py)"}
+          "public.logo": "the logo on the public form page (tests/test_capture.py)",
+          "api.unknown": "JSON 404/405 for addresses under /api/v1 that name no route (tests/test_api.py)"}
 FIELD_NAMES = {"leads": "name", "opportunities": "topic", "accounts": "name", "contacts": "name",
                "quotes": "notes", "invoices": "notes", "products": "name", "orders": "notes"}
 RECORD_ARGS = {"lead_id": "lead", "opportunity_id": "opportunity", "quote_id": "quote", "order_id": "order",
@@ -130,11 +131,32 @@ def _clients(app):
     return clients
 
 
+class ApiClient:
+    """JSON requests with a bearer token: the API (/api/v1) authenticates each request on its own."""
+
+    def __init__(self, client, token):
+        self.client, self.token = client, token
+
+    def send(self, method, path, body=None):
+        return self.client.open(path, method=method, json=body, headers={"Authorization": f"Bearer {self.token}"})
+
+
+def _api_clients(app):
+    """A token client for each actor of _clients (API routes are requested with these instead)."""
+    clients = {}
+    with db.connection_context():
+        for name in ("sam", "max", "ada", "lou"):
+            _, token = ApiToken.issue(User.get(User.email == f"{name}@example.com"), "matrix")
+            clients[name] = ApiClient(app.test_client(), token)
+    return clients
+
+
 def test_permission_matrix_every_record_route(app):
     with db.connection_context():
         users, records = _world()
     clients = _clients(app)
-    checked, failures = 0, []
+    api_clients = _api_clients(app)
+    checked, api_checked, failures = 0, 0, []
     for rule in app.url_map.iter_rules():
         if rule.endpoint in EXEMPT:
             continue
@@ -146,6 +168,7 @@ def test_permission_matrix_every_record_route(app):
                 if path is None and form_kind is None:
                     continue
                 for actor, client in clients.items():
+                    api = api_clients[actor] if rule.endpoint.startswith("api.") else None
                     see, change = _access(actor, owner)
                     if kind == "product":
                         see, change = True, True  # the catalog is shared
@@ -160,15 +183,16 @@ def test_permission_matrix_every_record_route(app):
                         data.update(record=f"{form_kind}:{records[owner][form_kind].id}", to="develop",
                                     kind="note", subject="x")
                     if method == "GET":
-                        resp = client.hx_get(path + (f"?target={form_kind}:{records[owner][form_kind].id}&q=a"
-                                                     if rule.endpoint in QUERY_RECORDS else ""))
+                        resp = api.send("GET", path) if api else client.hx_get(
+                            path + (f"?target={form_kind}:{records[owner][form_kind].id}&q=a"
+                                    if rule.endpoint in QUERY_RECORDS else ""))
                         expected = "not 403/404/5xx" if see else "404"
                         ok = resp.status_code not in (403, 404) and resp.status_code < 500 if see \
                             else resp.status_code == 404
                         if kind == "form" and actor != "ada":
                             expected, ok = "403", resp.status_code == 403
                     else:
-                        resp = client.hx_post(path, data)
+                        resp = api.send(method, path, {"version": -1}) if api else client.hx_post(path, data)
                         if not see:
                             expected, ok = "404", resp.status_code == 404
                         elif not change:
@@ -177,11 +201,12 @@ def test_permission_matrix_every_record_route(app):
                             expected = "not 403/404/5xx"
                             ok = resp.status_code not in (403, 404) and resp.status_code < 500
                     checked += 1
+                    api_checked += bool(api)
                     if not ok:
                         failures.append(f"{method} {path} ({rule.endpoint}) as {actor}, {owner}'s {kind or form_kind}: "
                                         f"{resp.status_code}, expected {expected}")
     assert not failures, "\n".join(failures[:40])
-    assert checked > 700
+    assert checked > 700 and api_checked > 300
 
 
 def test_routes_without_records_by_role(app):
@@ -190,6 +215,7 @@ def test_routes_without_records_by_role(app):
     with db.connection_context():
         _world()
     clients = _clients(app)
+    api_clients = _api_clients(app)
     failures = []
     for rule in app.url_map.iter_rules():
         if rule.endpoint in EXEMPT or rule.endpoint in FORM_RECORDS or rule.endpoint in QUERY_RECORDS \
@@ -198,7 +224,10 @@ def test_routes_without_records_by_role(app):
         path = rule.rule.replace("<stage>", "develop")
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             for actor, client in clients.items():
-                resp = client.hx_get(path) if method == "GET" else client.hx_post(path, {})
+                if rule.endpoint.startswith("api."):  # token instead of session; an empty JSON body
+                    resp = api_clients[actor].send(method, path, None if method == "GET" else {})
+                else:
+                    resp = client.hx_get(path) if method == "GET" else client.hx_post(path, {})
                 admin_only = rule.endpoint.startswith(("admin.", "capture."))
                 if admin_only and actor != "ada":
                     ok = resp.status_code == 403

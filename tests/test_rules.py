@@ -6,7 +6,7 @@ import pytest
 
 from builders import (LINE, SECOND_LINE, events, fresh, line_values, make_closing, make_draft_invoice, make_lead,
                       make_opportunity, make_proposed, make_won_deal, snapshot, world_counts)
-from models import (Account, Contact, Invoice, Lead, Move, NotAllowed, Opportunity, Order, Quote, RuleNotMet,
+from models import (Account, Contact, Invoice, Lead, Move, NotAllowed, Opportunity, Order, Product, Quote, RuleNotMet,
                     StaleVersion, ValidationError, db)
 from models.base import today
 
@@ -1009,3 +1009,20 @@ def test_lines_are_editable_on_drafts(seller, make):
     assert len(fresh(document).line_rows()) == count + 1
     assert fresh(document).net_total != net
     assert [e.action for e in events(document)][-2:] == ["add_line", "update_line"]
+
+
+@pytest.mark.parametrize("create", [
+    lambda actor: Lead.create_lead(actor, company="No Name GmbH"),
+    lambda actor: Account.create_account(actor, email="a@x.example"),
+    lambda actor: Contact.create_contact(actor, email="c@x.example"),
+    lambda actor: Product.create_product(actor, name="No SKU", list_price="10"),
+    lambda actor: Product.create_product(actor, sku="NO-NAME", list_price="10"),
+])
+def test_creating_without_a_required_name_is_a_validation_error_not_a_crash(seller, create):
+    """A caller that leaves a required text out entirely (an API client, an import) gets the field's
+    message, as a form that sends it blank does; nothing is written."""
+    with pytest.raises(ValidationError) as refused:
+        create(seller)
+    assert set(refused.value.fields) & {"name", "sku"}
+    assert (Lead.select().count(), Account.select().count(), Contact.select().count(),
+            Product.select().count()) == (0, 0, 0, 0)

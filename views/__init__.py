@@ -32,12 +32,12 @@ def register(app: Flask):
 
     linked_fields = {"account": Account, "contact": Contact, "owner": User}
 
-    from . import (accounts, activities, admin, auth, board, capture, contacts, documents, invoices, leads,
+    from . import (accounts, activities, admin, api, auth, board, capture, contacts, documents, invoices, leads,
                    opportunities, orders, products, quotes, search, settings)
     from .common import register_error_handlers
 
     for module in (auth, board, leads, opportunities, activities, products, quotes, orders, invoices, accounts,
-                   contacts, settings, search, documents, admin, capture):
+                   contacts, settings, search, documents, admin, capture, api):
         app.register_blueprint(module.bp)
     app.register_blueprint(capture.public)
     register_error_handlers(app)

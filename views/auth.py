@@ -1,7 +1,7 @@
-"""Login (throttled per account and per address), logout, and changing one's own password."""
-from flask import Blueprint, flash, g, redirect, request, session, url_for
+"""Login (throttled per account and per address), logout, changing one's own password, one's API tokens."""
+from flask import Blueprint, abort, flash, g, redirect, request, session, url_for
 
-from models import User, ValidationError
+from models import ApiToken, User, ValidationError
 from models.security import SecurityEvent, login_blocked, record_login
 
 from .common import render, safe_next
@@ -25,7 +25,7 @@ def login():
     status = 200
     email = ""
     if request.method == "POST":
-        email = (request.form.get("email") or "").strip()[:254]
+        email = (request.form.get("email") or "").replace("\x00", "").strip()[:254]
         if login_blocked(email, request.remote_addr):
             record_throttled(email)
             error = "Too many failed logins. Wait 15 minutes and try again, or ask an administrator."
@@ -72,4 +72,36 @@ def profile():
         else:
             start_session(User.get_by_id(g.user.id))
             message = "Your password is changed. Your other sessions have ended."
-    return render("auth/profile.html", None, status, errors=errors, message=message)
+    return profile_page(status, errors=errors, message=message)
+
+
+def profile_page(status=200, **context):
+    """The profile page with the user's API tokens (a new token's secret only in the answer that made it)."""
+    context.setdefault("errors", {})
+    context.setdefault("token_errors", {})
+    return render("auth/profile.html", None, status, tokens=list(ApiToken.of_user(g.user)), **context)
+
+
+@bp.post("/profile/tokens")
+def create_token():
+    """Create an API token; its secret is shown in this answer only (only its SHA-256 is stored)."""
+    name = (request.form.get("name") or "")[:200]
+    try:
+        token, secret = ApiToken.issue(g.user, name)
+    except ValidationError as exc:
+        return profile_page(422, token_errors=exc.fields, token_name=name)
+    return profile_page(201, new_token=token, new_secret=secret)
+
+
+@bp.post("/profile/tokens/revoke")
+def revoke_token():
+    """Revoke one of the user's own API tokens (it stops working at once)."""
+    raw = (request.form.get("token") or "").strip()
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+        return profile_page(400, token_errors={"token": "Choose a token to revoke."})
+    token = ApiToken.of_user(g.user).where(ApiToken.id == int(raw)).first()
+    if token is None:
+        abort(404)
+    if token.revoke(g.user):
+        flash(f"API token {token.name} ({token.prefix}…) is revoked.", "info")
+    return redirect(url_for("auth.profile") + "#api-tokens", 303)
