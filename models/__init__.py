@@ -6,6 +6,7 @@ from .capture import CaptureForm
 from .catalog import Product
 from .errors import DomainError, NotAllowed, NotFound, RuleNotMet, StaleVersion, ValidationError
 from .history import HistoryEvent
+from .imports import ImportJob, ImportResult
 from .invoice import Invoice, InvoiceLine
 from .lead import Lead
 from .opportunity import COLUMNS, Move, Opportunity, OpportunityLine
@@ -18,9 +19,9 @@ from .user import Team, User
 
 MODELS = [Team, User, Settings, NumberSequence, Account, Contact, Product, Lead, Opportunity, OpportunityLine,
           Quote, QuoteLine, Order, OrderLine, Invoice, InvoiceLine, Activity, HistoryEvent, SecurityEvent, LoginFailure,
-          CaptureForm, ApiToken]
+          CaptureForm, ApiToken, ImportJob, ImportResult]
 
 __all__ = ["MODELS", "db", "Activity", "Product", "HistoryEvent", "Invoice", "InvoiceLine", "Lead",
            "Opportunity", "OpportunityLine", "Order", "OrderLine", "Account", "Contact", "Quote", "QuoteLine",
-           "NumberSequence", "Settings", "User", "Team", "SecurityEvent", "LoginFailure", "CaptureForm", "ApiToken", "COLUMNS", "Move", "DomainError", "NotAllowed", "NotFound",
+           "NumberSequence", "Settings", "User", "Team", "ImportJob", "ImportResult", "SecurityEvent", "LoginFailure", "CaptureForm", "ApiToken", "COLUMNS", "Move", "DomainError", "NotAllowed", "NotFound",
            "RuleNotMet", "StaleVersion", "ValidationError"]

@@ -9,7 +9,7 @@ import pytest
 
 from builders import make_draft_invoice, make_lead
 from clients import PASSWORD, HtmxClient
-from models import (Account, Activity, ApiToken, CaptureForm, Contact, Invoice, Lead, Opportunity, Order, Product, Quote,
+from models import (Account, Activity, ApiToken, CaptureForm, Contact, ImportJob, Invoice, Lead, Opportunity, Order, Product, Quote,
                     SecurityEvent, Team, User, db)
 from models.access import Forbidden, load
 
@@ -61,7 +61,8 @@ def _world():
         records[owner] = {"lead": make_lead(actor, name=f"{owner.capitalize()} Lead"), "opportunity": deal,
                           "quote": quote, "order": Order.get_by_id(invoice.order_id), "invoice": invoice,
                           "account": Account.get_by_id(deal.account_id), "contact": Contact.get_by_id(deal.contact_id),
-                          "activity": task, "product": product, "form": form}
+                          "activity": task, "product": product, "form": form,
+                          "import": ImportJob.create(owner=actor, filename=f"{owner}.csv")}
     return users, records
 
 
@@ -104,6 +105,9 @@ def _url(rule, records):
             args[name] = "down"
         elif name == "stage":
             args[name] = "develop"
+        elif name == "job_id":  # an import: its owner's (and admins') only
+            kind = "import"
+            args[name] = records["import"].id
         elif name == "user_id":
             kind = "user"
             args[name] = records["lead"].owner_id
@@ -172,6 +176,8 @@ def test_permission_matrix_every_record_route(app):
                     see, change = _access(actor, owner)
                     if kind == "product":
                         see, change = True, True  # the catalog is shared
+                    if kind == "import":
+                        see = change = actor in (owner, "ada")
                     if kind == "user":  # user administration: admins only
                         see, change = True, actor == "ada"
                     if kind == "form":  # web-to-lead forms: admins only, even to look at

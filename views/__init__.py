@@ -39,6 +39,8 @@ def register(app: Flask):
     for module in (auth, board, leads, opportunities, activities, products, quotes, orders, invoices, accounts,
                    contacts, settings, search, documents, admin, capture, api):
         app.register_blueprint(module.bp)
+    from . import imports
+    app.register_blueprint(imports.bp)
     app.register_blueprint(capture.public)
     register_error_handlers(app)
 

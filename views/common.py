@@ -99,7 +99,7 @@ def register_error_handlers(app):
 
     @app.errorhandler(413)
     def too_large(exc):
-        return error_response(413, DomainError("The upload is too large (a logo may be at most 512 KB)."))
+        return error_response(413, DomainError("The upload is too large."))
 
     @app.errorhandler(403)
     def forbidden(exc):

@@ -1,0 +1,488 @@
+"""Imports from CSV, XLSX and vCard: mapping guesses, preview checks, duplicates, modes, chunks, HTTP flow."""
+import csv
+import io
+import os
+
+import pytest
+
+from builders import make_lead
+from clients import PASSWORD, HtmxClient
+from models import Account, Contact, HistoryEvent, ImportJob, ImportResult, Lead, Product, User, db
+from models.imports import FileProblem, guess_mapping
+from models.vcard import iter_cards
+
+
+def _job(user, directory, content, filename="people.csv", kind="lead"):
+    """An import job for `content` (bytes or text) as if uploaded."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(str(directory), "upload.part")
+    with open(path, "wb") as fh:
+        fh.write(content.encode("utf-8") if isinstance(content, str) else content)
+    return ImportJob.create_from_upload(user, kind, path, filename, str(directory))
+
+
+def _run(job, directory, policy="skip", mode="valid", chunk_rows=1000):
+    job.set_mapping(job.kind, job.mapping)
+    assert job.start(job.owner, policy, mode)
+    job.run_all(str(directory), chunk_rows=chunk_rows)
+    return ImportJob.get_by_id(job.id)
+
+
+def _outcomes(job):
+    return {r.row: (r.outcome, r.message) for r in ImportResult.select().where(ImportResult.job == job.id)}
+
+
+LEADS_CSV = ("Name,Company,E-Mail,Phone,Budget,Notes\n"
+             "Anna Berg,Nordwind GmbH,anna@nordwind.example,+49 40 123,12000,Met at fair\n"
+             "Ben Kurz,Kurz AG,ben@kurz.example,,5000.50,\n"
+             "Cleo Dahl,,cleo@dahl.example,040 55 66,,\"Two\nlines\"\n")
+
+
+# --- mapping guesses -------------------------------------------------------------------------
+
+def test_mapping_is_guessed_from_header_synonyms():
+    assert guess_mapping("lead", ["Vorname", "Nachname", "Firma", "E-Mail-Adresse", "Tel.", "Budget", "Bemerkung"]) == \
+        ["first_name", "last_name", "company", "email", "phone", "budget_amount", "notes"]
+    assert guess_mapping("contact", ["Full Name", "Company", "Work Email", "Mobile", "PLZ", "Ort", "Land"]) == \
+        ["name", "company", "email", "phone", "postal_code", "city", "country"]
+    assert guess_mapping("account", ["Firma", "USt-IdNr.", "Website", "Straße", "Zip"]) == \
+        ["name", "vat_id", "website", "street", "postal_code"]
+    assert guess_mapping("product", ["SKU", "Bezeichnung", "Price", "MwSt", "Einheit", "Colour"]) == \
+        ["sku", "name", "list_price", "tax_rate", "unit", ""]
+    # each field once: the second email-like column stays unmapped
+    assert guess_mapping("lead", ["Email", "E-Mail"]) == ["email", ""]
+
+
+def test_mapping_must_cover_required_fields_and_use_each_field_once(database, seller, tmp_path):
+    from models import ValidationError
+    job = _job(seller, tmp_path, LEADS_CSV)
+    with pytest.raises(ValidationError) as exc:
+        job.set_mapping("lead", ["", "company", "email", "", "", ""])
+    assert "Name" in exc.value.fields["mapping"]
+    with pytest.raises(ValidationError) as exc:
+        job.set_mapping("lead", ["name", "email", "email", "", "", ""])
+    assert "already taken" in exc.value.fields["col2"]
+    job.set_mapping("lead", ["name", "", "email", "", "", ""])
+    assert ImportJob.get_by_id(job.id).status == "mapped"
+
+
+# --- preview ---------------------------------------------------------------------------------
+
+def test_preview_shows_the_models_validation_errors_per_row(database, seller, tmp_path):
+    content = ("Name,Email,Budget,Rating,Timeframe\n"
+               "Good Row,good@example.com,100,hot,this year\n"
+               ",nobody@example.com,50,,\n"
+               "Bad Mail,not-an-email,-5,lukewarm,someday\n")
+    job = _job(seller, tmp_path, content)
+    job.set_mapping("lead", job.mapping)
+    rows = {o.number: o for o in job.preview()}
+    assert rows[2].errors == {} and rows[2].values["source"] == "import"
+    assert rows[3].errors == {"name": "This field is required."}
+    assert set(rows[4].errors) == {"email", "budget_amount", "rating", "purchase_timeframe"}
+    assert rows[4].errors["budget_amount"] == "Must be at least 0."
+    assert Lead.select().count() == 0 and ImportResult.select().count() == 0  # a preview writes nothing
+
+
+def test_preview_flags_duplicates_in_the_database_and_in_the_file(database, seller, tmp_path):
+    make_lead(seller, email="anna@nordwind.example")
+    content = LEADS_CSV + "Anna Again,,ANNA@nordwind.example,,,\nBen Twice,,ben@kurz.example,,,\n"
+    job = _job(seller, tmp_path, content)
+    job.set_mapping("lead", job.mapping)
+    rows = {o.number: o for o in job.preview()}
+    assert rows[2].duplicate is not None and rows[2].duplicate_row is None
+    assert rows[5].duplicate is not None  # same email, other case
+    assert rows[6].duplicate is None and rows[6].duplicate_row == 3
+    assert not rows[3].is_duplicate and not rows[4].is_duplicate
+
+
+# --- running, duplicate policies, modes ------------------------------------------------------
+
+def test_imported_leads_land_in_qualify_owned_by_the_importer_with_history(database, seller, tmp_path):
+    job = _run(_job(seller, tmp_path, LEADS_CSV), tmp_path)
+    assert job.status == "done" and job.created_count == 3
+    leads = list(Lead.select().order_by(Lead.id))
+    assert [l.name for l in leads] == ["Anna Berg", "Ben Kurz", "Cleo Dahl"]
+    assert all(l.status == "open" and l.source == "import" and l.owner_id == seller.id for l in leads)
+    assert leads[1].budget_amount == Lead.budget_amount.python_value(500050)
+    assert leads[2].notes == "Two\nlines"
+    events = list(HistoryEvent.select().where(HistoryEvent.record_type == "lead"))
+    assert len(events) == 3 and {e.action for e in events} == {"create"}
+    assert {e.to_stage for e in events} == {"qualify"} and {e.actor_id for e in events} == {seller.id}
+    assert "people.csv (row 2)" in events[0].note
+    assert not os.path.exists(job.path(str(tmp_path)))  # the uploaded file is gone once done
+
+
+@pytest.mark.parametrize("policy", ["skip", "update", "create"])
+def test_duplicate_policies_for_leads(database, seller, tmp_path, policy):
+    existing = make_lead(seller, name="Anna Old", email="anna@nordwind.example", phone="")
+    content = LEADS_CSV + "Ben Kurz Jr,,ben@kurz.example,+49 1,,\n"
+    job = _run(_job(seller, tmp_path, content), tmp_path, policy=policy)
+    outcomes = _outcomes(job)
+    anna = Lead.get_by_id(existing.id)
+    if policy == "skip":
+        assert outcomes[2][0] == "skipped" and f"#{existing.id}" in outcomes[2][1]
+        assert outcomes[5] == ("skipped", "Duplicate: Same as row 3 of this file")
+        assert anna.name == "Anna Old" and Lead.select().count() == 3
+    elif policy == "update":
+        assert outcomes[2][0] == "updated"
+        assert anna.name == "Anna Berg" and anna.phone == "+49 40 123" and anna.version == 2
+        assert HistoryEvent.select().where((HistoryEvent.record_id == anna.id) & (HistoryEvent.action == "update")).count() == 1
+        assert outcomes[5][0] == "updated"  # merged into the lead created from row 3
+        ben = Lead.get(Lead.email == "ben@kurz.example")
+        assert ben.name == "Ben Kurz Jr" and ben.phone == "+49 1" and Lead.select().count() == 3
+    else:
+        assert outcomes[2][0] == "created" and outcomes[5][0] == "created"
+        assert Lead.select().where(Lead.email == "anna@nordwind.example").count() == 2
+        assert Lead.select().count() == 5
+    assert (job.created_count, job.updated_count, job.skipped_count) == {
+        "skip": (2, 0, 2), "update": (2, 2, 0), "create": (4, 0, 0)}[policy]
+
+
+def test_in_file_duplicates_across_chunks(database, seller, tmp_path):
+    rows = "".join(f"Person {i},p{i % 3}@example.com\n" for i in range(7))
+    job = _run(_job(seller, tmp_path, "Name,Email\n" + rows), tmp_path, chunk_rows=2)
+    assert job.created_count == 3 and job.skipped_count == 4
+    assert _outcomes(job)[5] == ("skipped", f"Duplicate: Same as row 2 of this file (lead #{Lead.get(Lead.email == 'p0@example.com').id})")
+
+
+def test_accounts_are_duplicates_by_name_in_any_case_or_by_vat_id(database, seller, tmp_path):
+    nordwind = Account.create_account(seller, name="Nordwind GmbH", vat_id="DE 123 456 789")
+    content = ("Company,VAT,City\nNORDWIND gmbh ,,Hamburg\nOther Name,DE123456789,Bremen\nFresh AG,DE999,Kiel\n"
+               "fresh ag,,Kiel\n")
+    job = _run(_job(seller, tmp_path, content, kind="account"), tmp_path, policy="skip")
+    outcomes = _outcomes(job)
+    assert outcomes[2][0] == outcomes[3][0] == "skipped" and f"#{nordwind.id}" in outcomes[3][1]
+    assert outcomes[4][0] == "created" and outcomes[5][0] == "skipped"
+    assert Account.select().count() == 2 and Account.get(Account.name == "Fresh AG").owner_id == seller.id
+
+
+def test_products_are_duplicates_by_sku_and_can_be_updated_but_not_created_twice(database, seller, tmp_path):
+    from models import ValidationError
+    Product.create_product(seller, sku="SC-1", name="Scanner", list_price="100")
+    content = "SKU;Bezeichnung;Preis;MwSt\nSC-1;Scanner Pro;149,90;19\nLP-2;Label printer;349;7\n"
+    job = _job(seller, tmp_path, content, kind="product")
+    job.set_mapping("product", job.mapping)
+    with pytest.raises(ValidationError):
+        job.start(seller, "create", "valid")
+    job.start(seller, "update", "valid")
+    job = ImportJob.get_by_id(job.id).run_all(str(tmp_path))
+    assert (job.created_count, job.updated_count) == (1, 1)
+    scanner = Product.get(Product.sku == "SC-1")
+    assert str(scanner.list_price) == "149.90" and scanner.name == "Scanner Pro"
+    printer = Product.get(Product.sku == "LP-2")
+    assert printer.unit == "piece" and str(printer.tax_rate) == "7.00"
+
+
+def test_all_or_nothing_writes_nothing_when_one_row_is_invalid(database, seller, tmp_path):
+    content = LEADS_CSV + "Broken,,not-an-email,,,\n" + "".join(f"P{i},,p{i}@example.com,,,\n" for i in range(5))
+    before = (Lead.select().count(), HistoryEvent.select().count())
+    job = _run(_job(seller, tmp_path, content), tmp_path, mode="all", chunk_rows=3)
+    assert job.status == "failed" and job.created_count == 0 and job.invalid_count == 1
+    assert "Nothing was imported" in job.message
+    assert (Lead.select().count(), HistoryEvent.select().count()) == before
+    assert _outcomes(job) == {5: ("invalid", "Email: Enter a valid email address, such as name@example.com.")}
+
+
+def test_all_or_nothing_imports_everything_when_all_rows_are_valid(database, seller, tmp_path):
+    job = _run(_job(seller, tmp_path, LEADS_CSV), tmp_path, mode="all", chunk_rows=2)
+    assert job.status == "done" and job.created_count == 3 and Lead.select().count() == 3
+
+
+def test_valid_rows_mode_imports_the_valid_rows_and_reports_the_others(database, seller, tmp_path):
+    content = LEADS_CSV + "Broken,,not-an-email,,-3,\n"
+    job = _run(_job(seller, tmp_path, content), tmp_path, mode="valid")
+    assert job.status == "done" and (job.created_count, job.invalid_count) == (3, 1)
+    report = list(csv.reader(io.StringIO("".join(job.report_lines()))))
+    assert report[0] == ["row", "outcome", "record", "record_id", "label", "reason"]
+    assert report[4][:2] == ["5", "invalid"] and "Budget amount: Must be at least 0." in report[4][5]
+    assert [r[1] for r in report[1:4]] == ["created"] * 3
+
+
+def test_chunks_are_not_written_twice_by_two_workers(database, seller, tmp_path):
+    job = _job(seller, tmp_path, "Name,Email\n" + "".join(f"P{i},p{i}@example.com\n" for i in range(5)))
+    job.set_mapping("lead", job.mapping)
+    job.start(seller, "skip", "valid")
+    first, second = ImportJob.get_by_id(job.id), ImportJob.get_by_id(job.id)  # two workers read the same job
+    assert first.step(str(tmp_path), chunk_rows=2) is True
+    assert second.step(str(tmp_path), chunk_rows=2) is False  # its position is stale: nothing written
+    assert Lead.select().count() == 2
+    ImportJob.get_by_id(job.id).run_all(str(tmp_path), chunk_rows=2)
+    assert Lead.select().count() == 5 and ImportResult.select().count() == 5
+
+
+# --- file formats ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("encoding,delimiter", [("utf-8", ","), ("utf-8-sig", ";"), ("cp1252", ";"), ("utf-8", "\t")])
+def test_encodings_and_delimiters(database, seller, tmp_path, encoding, delimiter):
+    rows = [["Name", "Firma", "E-Mail"], ["Jürgen Müller", "Bäckerei Öztürk & Söhne", "jm@example.com"],
+            ["Zoë Façade", "Café \"Crème\"", "zf@example.com"]]
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter).writerows(rows)
+    job = _job(seller, tmp_path, buffer.getvalue().encode(encoding), filename="leute.csv")
+    assert job.delimiter == delimiter and job.header == ["Name", "Firma", "E-Mail"]
+    assert job.encoding.startswith("cp1252" if encoding == "cp1252" else "utf-8")
+    _run(job, tmp_path)
+    assert [(l.name, l.company) for l in Lead.select().order_by(Lead.id)] == [
+        ("Jürgen Müller", "Bäckerei Öztürk & Söhne"), ("Zoë Façade", 'Café "Crème"')]
+
+
+def test_xlsx_first_sheet_is_imported(database, seller, tmp_path):
+    import datetime
+
+    from openpyxl import Workbook
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["SKU", "Product name", "List price", "Tax rate", "Active", "Since"])
+    sheet.append(["X-1", "Dock", 199.9, 19, True, datetime.date(2026, 1, 2)])
+    sheet.append(["X-2", "Cable", 12, 7, False, None])
+    sheet.append([None, None, None, None, None, None])
+    sheet.append(["X-3", "Hub", "abc", 19, True, None])
+    path = tmp_path / "catalog.xlsx"
+    workbook.save(path)
+    job = _job(seller, tmp_path / "imports", path.read_bytes(), filename="catalog.xlsx", kind="product")
+    assert job.source_format == "xlsx" and job.mapping[:5] == ["sku", "name", "list_price", "tax_rate", "active"]
+    job = _run(job, tmp_path / "imports")
+    assert (job.created_count, job.invalid_count) == (2, 1)
+    dock = Product.get(Product.sku == "X-1")
+    assert str(dock.list_price) == "199.90" and dock.active is True
+    assert Product.get(Product.sku == "X-2").active is False
+    assert _outcomes(job)[5][0] == "invalid"
+
+
+VCARD_FOLDED = (
+    "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Dr. Émilie Çelik-Øster\r\nN:Çelik-Øster;Émilie;;Dr.;\r\n"
+    "ORG:Großhandel Süd GmbH;Einkauf\r\nTITLE:Head of\r\n  Purchasing\r\n"
+    "EMAIL;TYPE=work:emilie@sued.example\r\nEMAIL;TYPE=home:emilie@home.example\r\n"
+    "EMAIL:e.c@other.example\r\nTEL;TYPE=work:+49 89 1234\r\nTEL;TYPE=cell:+49 170 555\r\n"
+    "ADR;TYPE=work:;;Hauptstraße 1\\, Hof;München;Bayern;80331;Deutschland\r\n"
+    "NOTE:Likes\\, tea\\nand cake\\; really\r\n"
+    "PHOTO;ENCODING=b;TYPE=JPEG:/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAAMCAgICAgMCAgIDAwMDBAYEBAQEBAgGBgUGCQgKCgkICQkKDA8M\r\n"
+    " Cg0LCQkNEQ0ODxAQERAKDBITEhAPEBIQEBD/2wBDAQMDAwQDBAgEBAgQCwkLEBAQEBAQEBAQEBAQ\r\n"
+    "END:VCARD\r\n"
+    "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:小林 健\r\nEMAIL:ken@kobayashi.example\r\nTEL;VALUE=uri:tel:+81-3-1234-5678\r\nEND:VCARD\r\n")
+VCARD_21_QP = (
+    "BEGIN:VCARD\r\nVERSION:2.1\r\nN;CHARSET=ISO-8859-1;ENCODING=QUOTED-PRINTABLE:M=FCller;J=FCrgen\r\n"
+    "FN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:J=C3=BCrgen M=C3=BCller\r\n"
+    "ORG:B=E4ckerei\r\n"
+    "NOTE;ENCODING=QUOTED-PRINTABLE;CHARSET=UTF-8:Erste Zeile=0D=0AZweite Zeile mit einem sehr langen Te=\r\n"
+    "xt, der umbrochen ist\r\n"
+    "TEL;WORK;VOICE:+49 30 111\r\nEMAIL;INTERNET;PREF:jm@baeckerei.example\r\n"
+    "PHOTO;JPEG;ENCODING=BASE64:\r\n /9j/4AAQSkZJRgABAQEASABIAAD\r\n 2wBDAAMCAgICAgMCAgID\r\n\r\n"
+    "END:VCARD\r\n")
+
+
+def test_vcard_parser_unfolds_decodes_and_ignores_photos():
+    cards = [card for card, _ in iter_cards(io.BytesIO(VCARD_FOLDED.encode("utf-8")))]
+    emilie, ken = cards
+    assert emilie["Full name"] == "Dr. Émilie Çelik-Øster" and emilie["Company"] == "Großhandel Süd GmbH"
+    assert emilie["Job title"] == "Head of Purchasing"
+    assert emilie["Email"] == "emilie@sued.example" and emilie["Phone"] == "+49 89 1234"
+    assert (emilie["Street"], emilie["Postal code"], emilie["City"], emilie["Country"]) == \
+        ("Hauptstraße 1, Hof", "80331", "München", "DE")
+    assert emilie["Notes"].startswith("Likes, tea\nand cake; really")
+    assert "Other emails: emilie@home.example, e.c@other.example" in emilie["Notes"]
+    assert "Other phones: +49 170 555" in emilie["Notes"]
+    assert not any("9j" in value for value in emilie.values())
+    assert ken == {"Full name": "小林 健", "Email": "ken@kobayashi.example", "Phone": "+81-3-1234-5678"}
+    (jurgen, _), = list(iter_cards(io.BytesIO(VCARD_21_QP.encode("latin-1"))))
+    assert jurgen["Full name"] == "Jürgen Müller" and jurgen["Last name"] == "Müller"
+    assert jurgen["Company"] == "B=E4ckerei"  # not quoted-printable: left as written
+    assert jurgen["Notes"] == "Erste Zeile\r\nZweite Zeile mit einem sehr langen Text, der umbrochen ist"
+    assert jurgen["Phone"] == "+49 30 111" and jurgen["Email"] == "jm@baeckerei.example"
+
+
+def test_vcard_import_into_contacts_with_preview_and_duplicates(database, seller, tmp_path):
+    Contact.create_contact(seller, name="Ken K", email="ken@kobayashi.example")
+    job = _job(seller, tmp_path, VCARD_FOLDED, filename="cards.vcf", kind="contact")
+    assert job.source_format == "vcf"
+    job.set_mapping("contact", job.mapping)
+    rows = {o.number: o for o in job.preview()}
+    assert rows[1].errors == {} and rows[2].duplicate is not None
+    job = _run(job, tmp_path, policy="skip")
+    assert (job.created_count, job.skipped_count) == (1, 1)
+    emilie = Contact.get(Contact.email == "emilie@sued.example")
+    assert emilie.name == "Dr. Émilie Çelik-Øster" and emilie.city == "München" and emilie.country == "DE"
+    assert emilie.owner_id == seller.id and "Company: Großhandel Süd GmbH" in emilie.notes
+
+
+def test_vcard_into_leads_and_not_into_products(database, seller, tmp_path):
+    from models import ValidationError
+    job = _run(_job(seller, tmp_path, VCARD_21_QP.encode("latin-1"), filename="old.vcf"), tmp_path)
+    lead = Lead.get()
+    assert job.created_count == 1 and lead.name == "Jürgen Müller" and lead.source == "import"
+    assert lead.company == "B=E4ckerei" and lead.phone == "+49 30 111"
+    with pytest.raises(ValidationError):
+        _job(seller, tmp_path / "more", VCARD_21_QP.encode("latin-1"), filename="old.vcf", kind="product")
+
+
+def test_contact_company_links_an_existing_account(database, seller, tmp_path):
+    account = Account.create_account(seller, name="Nordwind GmbH")
+    job = _run(_job(seller, tmp_path, "Name,Company\nDana,nordwind gmbh\n", kind="contact"), tmp_path)
+    assert job.created_count == 1 and Contact.get().account_id == account.id
+
+
+@pytest.mark.parametrize("content,filename,message", [
+    (b"", "empty.csv", "The file is empty."),
+    (b"\x00\x01\x02binary\x00stuff" * 10, "data.csv", "binary file"),
+    (bytes(range(1, 32)) * 20, "noise.csv", "binary file"),
+    (b"Name,Email\nA,a@example.com\n", "people.pdf", "Upload a .csv, .xlsx or .vcf file"),
+    (b"Name,Email\n", "header.csv", "no rows"),
+    (b"not a zip", "book.xlsx", "not an Excel workbook"),
+    (b"PK\x03\x04garbage", "book.xlsx", "not a readable XLSX"),
+    (b"hello", "cards.vcf", "BEGIN:VCARD"),
+    (b"BEGIN:VCARD\nFN:Cut\n", "cut.vcf", "cut off"),
+    (b"\xff\xfeN\x00a\x00", "utf16.csv", "UTF-16"),
+])
+def test_bad_files_are_refused_with_a_message(database, seller, tmp_path, content, filename, message):
+    with pytest.raises(FileProblem) as exc:
+        _job(seller, tmp_path / "imports", content, filename=filename)
+    assert message in exc.value.message
+    assert ImportJob.select().count() == 0
+    assert os.listdir(tmp_path / "imports") == []  # nothing is left behind
+
+
+# --- HTTP --------------------------------------------------------------------------------------
+
+def _upload(client, content, filename, kind="lead"):
+    data = {"kind": kind, "file": (io.BytesIO(content), filename), "csrf_token": client.token}
+    return client.post("/imports", data=data, content_type="multipart/form-data")
+
+
+def test_http_flow_upload_map_preview_run_with_polling_and_report(app, logged_in, user):
+    page = logged_in.get("/leads").get_data(as_text=True)
+    assert 'href="/imports?kind=lead"' in page
+    assert logged_in.get("/imports?kind=lead").status_code == 200
+    content = ("Full name,Organisation,Mail,Telefon,Budget\n"
+               "Anna Berg,Nordwind,anna@nordwind.example,+49 40 1,100\n"
+               "Bad Budget,X,bad@example.com,,lots\n").encode()
+    resp = _upload(logged_in, content, "leads.csv")
+    assert resp.status_code == 303
+    job_url = resp.headers["Location"]
+    html = logged_in.get(job_url).get_data(as_text=True)
+    assert 'id="import-mapping"' in html and '<option value="email" selected>' in html
+    assert 'id="import-preview"' not in html
+    job_id = int(job_url.rsplit("/", 1)[1])
+    mapping = {"kind": "lead", "col0": "name", "col1": "company", "col2": "email", "col3": "phone", "col4": "budget_amount"}
+    resp = logged_in.hx_post(f"/imports/{job_id}/mapping", mapping)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and 'id="import-preview"' in html
+    assert 'data-preview-errors="1"' in html and "Enter a number such as 1250.50." in html
+    resp = logged_in.hx_post(f"/imports/{job_id}/mapping", dict(mapping, col3="email"))
+    assert resp.status_code == 422 and "already taken" in resp.get_data(as_text=True)
+    logged_in.hx_post(f"/imports/{job_id}/mapping", mapping)
+    resp = logged_in.hx_post(f"/imports/{job_id}/start", {"policy": "nope", "mode": "valid"})
+    assert resp.status_code == 422 and "Choose what to do with duplicates." in resp.get_data(as_text=True)
+    resp = logged_in.hx_post(f"/imports/{job_id}/start", {"policy": "skip", "mode": "valid"})
+    html = resp.get_data(as_text=True)
+    assert 'id="import-progress"' in html and f'hx-post="/imports/{job_id}/step"' in html
+    for _ in range(10):
+        html = logged_in.hx_post(f"/imports/{job_id}/step").get_data(as_text=True)
+        if 'id="import-report"' in html:
+            break
+    assert 'id="import-report"' in html and 'data-count="created">1<' in html and 'data-count="invalid">1<' in html
+    resp = logged_in.get(f"/imports/{job_id}/report.csv")
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    lines = list(csv.reader(io.StringIO(resp.get_data(as_text=True))))
+    assert lines[1][:2] == ["2", "created"] and lines[2][:2] == ["3", "invalid"]
+    with db.connection_context():
+        lead = Lead.get()
+        assert lead.owner_id == user.id and lead.source == "import" and lead.status == "open"
+    board = logged_in.get("/board").get_data(as_text=True)
+    assert f'data-record="lead:{lead.id}"' in board
+
+
+def test_http_without_javascript_step_redirects(app, logged_in):
+    resp = _upload(logged_in, b"Name\nSolo\n", "one.csv")
+    job_url = resp.headers["Location"]
+    job_id = int(job_url.rsplit("/", 1)[1])
+    assert logged_in.form_post(f"/imports/{job_id}/mapping", {"kind": "lead", "col0": "name"}).status_code == 303
+    assert logged_in.form_post(f"/imports/{job_id}/start", {"policy": "skip", "mode": "all"}).status_code == 303
+    assert "<noscript>" in logged_in.get(job_url).get_data(as_text=True)
+    for _ in range(3):
+        assert logged_in.form_post(f"/imports/{job_id}/step").status_code == 303
+    assert 'id="import-report"' in logged_in.get(job_url).get_data(as_text=True)
+
+
+def test_changing_the_kind_guesses_the_mapping_again(app, logged_in):
+    resp = _upload(logged_in, b"SKU,Name,Price\nA-1,Thing,5\n", "things.csv")
+    job_id = int(resp.headers["Location"].rsplit("/", 1)[1])
+    html = logged_in.hx_post(f"/imports/{job_id}/mapping", {"kind": "product"}).get_data(as_text=True)
+    assert '<option value="sku" selected>' in html and '<option value="list_price" selected>' in html
+
+
+@pytest.mark.parametrize("content,filename,status,message", [
+    (b"", "empty.csv", 422, "The file is empty."),
+    (b"\x00\x01binary\x00" * 50, "blob.csv", 422, "binary file"),
+    (b"Name\nA\n", "people.exe", 415, "Upload a .csv, .xlsx or .vcf file"),
+])
+def test_http_bad_files_answer_4xx_with_the_message_at_the_field(app, logged_in, content, filename, status, message):
+    resp = _upload(logged_in, content, filename)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == status and message in html and 'class="field has-error" data-field="file"' in html
+
+
+def test_http_no_file_and_huge_file(app, logged_in):
+    resp = logged_in.post("/imports", data={"kind": "lead", "csrf_token": logged_in.token},
+                          content_type="multipart/form-data")
+    assert resp.status_code == 400 and "Choose a file to upload." in resp.get_data(as_text=True)
+    app.config["IMPORT_MAX_BYTES"] = 2 * 1024 * 1024
+    big = b"Name,Email\n" + b"Someone,someone@example.com\n" * 120000  # 3.4 MB
+    resp = _upload(logged_in, big, "big.csv")
+    assert resp.status_code == 413 and "too large" in resp.get_data(as_text=True)
+    with db.connection_context():
+        assert ImportJob.select().count() == 0
+
+
+def test_a_job_is_its_owners_only(app, logged_in, user):
+    resp = _upload(logged_in, b"Name\nSolo\n", "one.csv")
+    job_url = resp.headers["Location"]
+    with db.connection_context():
+        User.create_user("other@example.com", PASSWORD, "Other Seller", "seller")
+        User.create_user("boss@example.com", PASSWORD, "Ada Admin", "admin")
+    other = HtmxClient(app.test_client())
+    other.login("other@example.com")
+    assert other.get(job_url).status_code == 404
+    assert other.get(job_url + "/report.csv").status_code == 404
+    assert other.hx_post(job_url + "/start", {"policy": "skip", "mode": "valid"}).status_code == 404
+    assert "one.csv" not in other.get("/imports").get_data(as_text=True)
+    admin = HtmxClient(app.test_client())
+    admin.login("boss@example.com")
+    assert admin.get(job_url).status_code == 200
+
+
+def test_a_seller_imports_records_they_own_and_teammates_see_them_read_only(app, logged_in, user):
+    from models import Team
+    with db.connection_context():
+        team = Team.create(name="North")
+        User.update(team=team).where(User.id == user.id).execute()
+        User.create_user("sue@example.com", PASSWORD, "Sue Seller", "seller", team=team)
+    resp = _upload(logged_in, b"Name,Email\nTeam Lead,tl@example.com\n", "t.csv")
+    job_id = int(resp.headers["Location"].rsplit("/", 1)[1])
+    logged_in.hx_post(f"/imports/{job_id}/mapping", {"kind": "lead", "col0": "name", "col1": "email"})
+    logged_in.hx_post(f"/imports/{job_id}/start", {"policy": "update", "mode": "valid"})
+    logged_in.hx_post(f"/imports/{job_id}/step")
+    with db.connection_context():
+        lead = Lead.get(Lead.email == "tl@example.com")
+        assert lead.owner_id == user.id
+    sue = HtmxClient(app.test_client())
+    sue.login("sue@example.com")
+    # Sue imports the same email with "update": she may see the lead but not change it
+    resp = _upload(sue, b"Name,Email\nRenamed,tl@example.com\n", "t2.csv")
+    job_id = int(resp.headers["Location"].rsplit("/", 1)[1])
+    sue.hx_post(f"/imports/{job_id}/mapping", {"kind": "lead", "col0": "name", "col1": "email"})
+    sue.hx_post(f"/imports/{job_id}/start", {"policy": "update", "mode": "valid"})
+    sue.hx_post(f"/imports/{job_id}/step")
+    with db.connection_context():
+        assert Lead.get_by_id(lead.id).name == "Team Lead"
+        result = ImportResult.get(ImportResult.job == job_id)
+        assert result.outcome == "skipped" and "may see but not change" in result.message
+
+
+def test_http_vcard_upload_offers_people_only_and_guesses_the_mapping(app, logged_in):
+    resp = _upload(logged_in, VCARD_FOLDED.encode("utf-8"), "cards.vcf", kind="contact")
+    assert resp.status_code == 303
+    html = logged_in.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "vCard" in html and '<option value="name" selected>' in html and '<option value="email" selected>' in html
+    assert '<option value="product"' not in html and '<option value="lead"' in html
+    resp = _upload(logged_in, VCARD_FOLDED.encode("utf-8"), "cards.vcf", kind="product")
+    assert resp.status_code == 422 and "Choose leads or contacts for a vCard file." in resp.get_data(as_text=True)
