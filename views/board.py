@@ -90,7 +90,8 @@ def column_page(stage):
 
 
 RECORD_TYPES = {"lead": Lead, "opportunity": Opportunity}
-MOVE_META = ("csrf_token", "record", "to", "version", "dialog_fields", "panel")
+MOVE_META = ("csrf_token", "record", "to", "version", "dialog_fields", "panel",
+             "self", "actor", "target", "expected_version")  # never passed on as move inputs
 
 FIELD_SPECS = {
     "name": ("Name", "text", None),
