@@ -89,9 +89,10 @@ class Invoice(Tracked, HasLines, BaseModel):
 
     @classmethod
     def create_from_order(cls, actor, order):
-        """A draft invoice with the order's lines; one live invoice per order."""
+        """A draft invoice with the order's lines; one live invoice per order (checked under the order's lock)."""
         settings = Settings.load()
         with write_transaction():
+            order.reload_locked()
             if order.invoice is not None:
                 raise NotAllowed(f"Order {order.display_number} already has invoice "
                                  f"{order.invoice.display_number}.")
@@ -137,6 +138,7 @@ class Invoice(Tracked, HasLines, BaseModel):
         """Draft -> issued: the next number of the year is allocated in this same transaction.
 
         sync=False leaves the deal's board column to the caller (a board move writes its own event).
+        The deal's row is locked before the invoice's, in the order a board move takes them (no deadlock).
         """
         c = Cleaner({"issue_date": issue_date})
         c.date("issue_date", maximum=today() + datetime.timedelta(days=1))
@@ -144,6 +146,7 @@ class Invoice(Tracked, HasLines, BaseModel):
         from .documents import freeze, missing_summary, warm_up
         warm_up()
         with write_transaction():
+            deal = Opportunity.get_locked(self.opportunity_id) if sync else None
             self.reload_locked()
             if self.status in ("issued", "paid"):
                 return False
@@ -166,7 +169,7 @@ class Invoice(Tracked, HasLines, BaseModel):
                                                       "pdf_sha256": (None, pdf_sha256)})
             SecurityEvent.log("invoice_issued", actor=actor, detail=f"{self.number} {self.gross_total}")
             if sync:
-                Opportunity.get_locked(self.opportunity_id).sync_column(actor)
+                deal.sync_column(actor)
         return True
 
     def mark_paid(self, actor, expected_version=None, paid_on=None):
@@ -191,11 +194,12 @@ class Invoice(Tracked, HasLines, BaseModel):
         return True
 
     def cancel(self, actor, expected_version=None, reason=None):
-        """Draft/issued -> canceled; an issued invoice keeps its number (no gap)."""
+        """Draft/issued -> canceled; an issued invoice keeps its number (no gap). Deal locked first."""
         c = Cleaner({"reason": reason or ""})
         c.text("reason", 2000, multiline=True)
         values = c.raise_if_errors("The invoice could not be canceled.")
         with write_transaction():
+            deal = Opportunity.get_locked(self.opportunity_id)
             self.reload_locked()
             if self.status == "canceled":
                 return False
@@ -210,7 +214,7 @@ class Invoice(Tracked, HasLines, BaseModel):
             self.save_version()
             HistoryEvent.write(actor, self, "cancel", {"status": (old, "canceled")}, note=values["reason"])
             SecurityEvent.log("invoice_canceled", actor=actor, detail=f"{self.number or 'draft'}: {values['reason']}")
-            Opportunity.get_locked(self.opportunity_id).sync_column(actor)
+            deal.sync_column(actor)
         return True
 
 

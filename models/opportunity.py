@@ -331,8 +331,8 @@ class Opportunity(Tracked, HasLines, BaseModel):
                                            "actual_close_date": values["actual_close_date"]}))
         changes["order"] = (None, order.display_number)
         self.stage_entered_at = now()
-        self.save_version()
         if write_event:
+            self.save_version()
             HistoryEvent.write(actor, self, "won", changes, from_stage=source, to_stage="fulfill")
 
     def close_as_won(self, actor, expected_version=None, **inputs):
@@ -388,7 +388,8 @@ class Opportunity(Tracked, HasLines, BaseModel):
     def _fulfil_and_invoice(self, actor, inputs, source=None, carried=None):
         """Fulfil the open order, create and issue its invoice; the card goes to Invoiced.
 
-        One history event on the deal: `carried` holds the changes of a win done in the same move.
+        One history event and one version bump on the deal: `carried` holds the changes of a win done in
+        the same move, not saved yet (they are saved here, with the column).
         """
         from .invoice import Invoice
         order = self.order
@@ -399,7 +400,8 @@ class Opportunity(Tracked, HasLines, BaseModel):
         invoice = order.invoice or Invoice.create_from_order(actor, order)
         invoice.issue(actor, sync=False, **{k: v for k, v in inputs.items() if k in ("issue_date",)})
         source = source or self.column
-        self.reload_locked()
+        if carried is None:
+            self.reload_locked()
         changes = dict(carried or {})
         changes.update(self.apply_changes({"column": self.board_column()}))
         changes["invoice"] = (None, invoice.number)

@@ -82,9 +82,11 @@ class Order(Tracked, HasLines, BaseModel):
         return order
 
     def create_invoice(self, actor, expected_version=None):
-        """Draft this order's invoice from a fresh read: the order row is locked so only one is made."""
+        """Draft this order's invoice from a fresh read: the order row is locked so only one is made
+        (after the deal's row, in the order a board move takes them: no deadlock)."""
         from .invoice import Invoice
         with write_transaction():
+            Opportunity.get_locked(self.opportunity_id)
             self.reload_locked()
             self.check_version(expected_version)
             return Invoice.create_from_order(actor, self)
@@ -105,18 +107,21 @@ class Order(Tracked, HasLines, BaseModel):
         return True
 
     def fulfil_and_sync(self, actor, expected_version=None):
-        """Fulfil (the order panel's button) and put the deal's card in the column its documents now say."""
+        """Fulfil (the order panel's button) and put the deal's card in the column its documents now say;
+        the deal's row is locked before the order's, in the order a board move takes them (no deadlock)."""
         with write_transaction():
+            deal = Opportunity.get_locked(self.opportunity_id)
             changed = self.fulfil(actor, expected_version)
-            Opportunity.get_locked(self.opportunity_id).sync_column(actor)
+            deal.sync_column(actor)
         return changed
 
     def cancel(self, actor, expected_version=None, reason=None):
-        """Open -> canceled, with a reason; the deal leaves the board."""
+        """Open -> canceled, with a reason; the deal leaves the board. Deal locked first (as a move does)."""
         c = Cleaner({"reason": reason or ""})
         c.text("reason", 2000, multiline=True)
         values = c.raise_if_errors("The order could not be canceled.")
         with write_transaction():
+            deal = Opportunity.get_locked(self.opportunity_id)
             self.reload_locked()
             if self.status == "canceled":
                 return False
@@ -129,8 +134,7 @@ class Order(Tracked, HasLines, BaseModel):
             self.cancel_reason = values["reason"]
             self.save_version()
             HistoryEvent.write(actor, self, "cancel", {"status": ("open", "canceled")}, note=values["reason"])
-            opportunity = Opportunity.get_locked(self.opportunity_id)
-            opportunity.sync_column(actor)
+            deal.sync_column(actor)
         return True
 
 

@@ -160,8 +160,10 @@ class Quote(Tracked, HasLines, BaseModel):
         return True
 
     def revise(self, actor, expected_version=None):
-        """Active -> revised, and a new draft revision with the same lines. Returns the new draft."""
+        """Active -> revised, and a new draft revision with the same lines. Returns the new draft.
+        The deal's row is locked before the quote's, in the order a board move takes them (no deadlock)."""
         with write_transaction():
+            Opportunity.get_locked(self.opportunity_id)
             self.reload_locked()
             if self.status == "revised":
                 return Quote.get((Quote.number == self.number) & (Quote.revision == self.revision + 1))
@@ -185,7 +187,8 @@ class Quote(Tracked, HasLines, BaseModel):
         return draft
 
     def mark_won(self, actor):
-        """Active -> won (called by the opportunity when it is closed as won)."""
+        """Active -> won (called by the opportunity when it is closed as won); decided on the locked row."""
+        self.reload_locked()
         if self.status == "won":
             return False
         if self.status != "active":
@@ -197,7 +200,8 @@ class Quote(Tracked, HasLines, BaseModel):
         return True
 
     def mark_lost(self, actor):
-        """Draft/active -> lost."""
+        """Draft/active -> lost; decided on the locked row (a stale copy would overwrite a concurrent change)."""
+        self.reload_locked()
         if self.status == "lost":
             return False
         if self.status not in ("draft", "active"):
@@ -210,8 +214,10 @@ class Quote(Tracked, HasLines, BaseModel):
         return True
 
     def win(self, actor, expected_version=None, **inputs):
-        """Accept this quote: closes its opportunity as won (the one rule on the opportunity)."""
+        """Accept this quote: closes its opportunity as won (the one rule on the opportunity).
+        The deal's row is locked before the quote's, in the order a board move takes them (no deadlock)."""
         with write_transaction():
+            Opportunity.get_locked(self.opportunity_id)
             self.reload_locked()
             if self.status == "won":
                 return False

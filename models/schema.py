@@ -1,6 +1,9 @@
 """Binding the database and applying migrations (playhouse.migrations files in models/migrations)."""
+import contextlib
+import fcntl
 import os
 
+from peewee import SqliteDatabase
 from playhouse.migrations import Runner
 
 from .base import db, make_database
@@ -23,9 +26,25 @@ def runner():
     return Runner(db.obj, MIGRATIONS_DIR)
 
 
+@contextlib.contextmanager
+def _one_migrator_at_a_time():
+    """On an SQLite file, processes that start together (gunicorn workers) migrate in turn: the first
+    applies what is pending, the next finds nothing left (an exclusive lock on a file beside the database)."""
+    database = db.obj
+    if not isinstance(database, SqliteDatabase) or database.database in ("", ":memory:"):
+        yield
+        return
+    fd = os.open(os.path.abspath(database.database) + "-migratelock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def upgrade():
     """Apply pending migrations in order; returns their names."""
-    with db.obj.connection_context():
+    with _one_migrator_at_a_time(), db.obj.connection_context():
         return runner().up()
 
 
