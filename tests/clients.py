@@ -1,7 +1,11 @@
-"""The test client that logs in, keeps the CSRF token and sends htmx requests (shared by test modules)."""
+"""The test client that logs in, keeps the CSRF token and sends htmx requests, and the databases the
+tests run on (shared by test modules; `from conftest import …` would find tests/browser/conftest.py)."""
+import os
 import re
 
 PASSWORD = "correct-horse-9"
+PG_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
+DATABASES = ["sqlite"] + (["postgres"] if PG_URL else [])
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 

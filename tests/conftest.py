@@ -12,9 +12,7 @@ if ROOT not in sys.path:
 from models import MODELS, User, db  # noqa: E402
 from models.schema import bind, upgrade  # noqa: E402
 
-PG_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
-DATABASES = ["sqlite"] + (["postgres"] if PG_URL else [])
-from clients import PASSWORD, HtmxClient  # noqa: E402,F401
+from clients import DATABASES, PASSWORD, PG_URL, HtmxClient  # noqa: E402,F401
 
 
 def _admin_connection(url):

@@ -3,11 +3,11 @@ import re
 
 import pytest
 
-from clients import HtmxClient
+from clients import PASSWORD, HtmxClient
 from models import Activity, CaptureForm, HistoryEvent, Lead, Team, User, db
 from models.capture import FORM_LIMIT, IP_LIMIT
 
-from conftest import PASSWORD
+
 
 
 @pytest.fixture

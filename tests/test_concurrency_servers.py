@@ -28,8 +28,7 @@ import time
 import pytest
 
 from builders import make_closing, make_draft_invoices, make_opportunity, win_inputs, LINE
-from clients import PASSWORD
-from conftest import DATABASES
+from clients import DATABASES, PASSWORD
 from models import MODELS, HistoryEvent, Invoice, NumberSequence, Opportunity, Quote, User, db
 from models.base import today
 from models.schema import bind, upgrade

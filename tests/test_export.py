@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 
 from builders import make_draft_invoice, make_lead
-from clients import HtmxClient
+from clients import PASSWORD, HtmxClient
 from models import Lead, Product, SecurityEvent, User, db
 
-from conftest import PASSWORD
+
 
 LISTS = ["leads", "opportunities", "quotes", "orders", "invoices", "accounts", "contacts", "products"]
 
