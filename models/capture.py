@@ -14,7 +14,7 @@ import secrets
 from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField, TextField, fn
 
 from .base import BaseModel, now, write_transaction
-from .errors import DomainError, NotAllowed, ValidationError
+from .errors import DomainError, ValidationError
 from .lead import SOURCES, Lead
 from .security import count_events, record_event
 from .user import Team, User
@@ -28,7 +28,6 @@ ALWAYS = ("name", "email")           # every form asks for these, and requires t
 HONEYPOT = "website_url"             # a field people never see; bots fill it
 IP_LIMIT, FORM_LIMIT = 5, 200        # submissions per address per form / per form, per window
 WINDOW_MINUTES = 10
-SPAM_NOTE = "ignored"
 
 
 class Throttled(DomainError):
@@ -145,7 +144,7 @@ class CaptureForm(BaseModel):
         if (form.get(HONEYPOT) or "").strip():
             with write_transaction():
                 type(self).update(spam=type(self).spam + 1).where(type(self).id == self.id).execute()
-            return SPAM_NOTE, None
+            return "spam", None
         keys = [f"capture:{self.id}:ip:{(ip or '')[:64]}", f"capture:{self.id}"]
         counts = count_events(keys, WINDOW_MINUTES)
         if counts.get(keys[0], 0) >= IP_LIMIT or counts.get(keys[1], 0) >= FORM_LIMIT:
@@ -217,9 +216,3 @@ class CaptureForm(BaseModel):
         return "\n".join([f'<form action="{escape(action_url)}" method="post" accept-charset="utf-8">', *rows,
                           honeypot, '  <p><button type="submit">Send</button></p>', "</form>"])
 
-
-def form_or_refuse(key):
-    form = CaptureForm.by_key(key)
-    if form is None:
-        raise NotAllowed("This form does not exist or is switched off.")
-    return form

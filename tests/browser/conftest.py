@@ -23,6 +23,23 @@ def _chromium_missing_reason():
     return None
 
 
+def watch_console(page):
+    """The page's console errors and CSP violations (as they happen), in a list; 422 answers are expected."""
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and "status of 422" not in msg.text
+            else None)
+    page.add_init_script("document.addEventListener('securitypolicyviolation', e => console.error("
+                         "'CSP violation: ' + e.violatedDirective + ' ' + e.sourceFile + ':' + e.lineNumber))")
+    page.set_default_timeout(15000)
+    return errors
+
+
+@pytest.fixture
+def console_watch():
+    """watch_console as a fixture (test modules cannot import from a conftest)."""
+    return watch_console
+
+
 @pytest.fixture(scope="session")
 def browser():
     reason = _chromium_missing_reason()

@@ -3,7 +3,7 @@ is told what is missing, sends it, and the lead is on its owner's board in Quali
 from models import CaptureForm, Lead, User, db
 
 
-def test_visitor_form_to_lead_on_the_board(browser, live_server, user, screenshot):
+def test_visitor_form_to_lead_on_the_board(browser, live_server, user, screenshot, console_watch):
     with db.connection_context():
         admin = User.create_user("ada@example.com", "correct-horse-9", "Ada Admin", "admin")
         form = CaptureForm.create_form(admin, name="Ask for a demo", thank_you="Thank you, Vera will call you.",
@@ -12,12 +12,7 @@ def test_visitor_form_to_lead_on_the_board(browser, live_server, user, screensho
                                        required=["company"])
     visitor = browser.new_context(viewport={"width": 1280, "height": 900})
     page = visitor.new_page()
-    errors = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and "status of 422" not in msg.text
-            else None)
-    page.add_init_script("document.addEventListener('securitypolicyviolation', e => console.error("
-                         "'CSP violation: ' + e.violatedDirective + ' ' + e.sourceFile + ':' + e.lineNumber))")
-    page.set_default_timeout(15000)
+    errors = console_watch(page)
     page.goto(f"{live_server}/f/{form.key}")
     assert page.locator("h1").inner_text() == "Ask for a demo"
     box = page.locator('input[name="website_url"]').bounding_box()  # the honeypot stays out of sight

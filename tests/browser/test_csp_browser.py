@@ -4,7 +4,7 @@ Playwright's own page-side helpers may evaluate code)."""
 from models import Lead, Opportunity, Product, User, db
 
 
-def test_the_app_works_under_its_csp_without_violations(browser, live_server, user):
+def test_the_app_works_under_its_csp_without_violations(browser, live_server, user, console_watch):
     with db.connection_context():
         actor = User.get(User.email == user.email)
         Product.create_product(actor, sku="TAB-10", name="Rugged tablet", list_price="640.00", tax_rate="19")
@@ -12,12 +12,7 @@ def test_the_app_works_under_its_csp_without_violations(browser, live_server, us
                                 topic="Scanners")
     context = browser.new_context(viewport={"width": 1920, "height": 1000})
     page = context.new_page()
-    errors = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and "status of 422" not in msg.text
-            else None)
-    page.add_init_script("document.addEventListener('securitypolicyviolation', e => console.error("
-                         "'CSP violation: ' + e.violatedDirective + ' ' + e.sourceFile + ':' + e.lineNumber))")
-    page.set_default_timeout(15000)
+    errors = console_watch(page)
     page.goto(f"{live_server}/login")
     page.fill("input[name=email]", user.email)
     page.fill("input[name=password]", "correct-horse-9")
