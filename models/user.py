@@ -8,9 +8,18 @@ from .errors import NotAllowed, ValidationError
 ROLES = ("seller", "manager", "admin")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 200
+# How new passwords are hashed: Werkzeug's scrypt (N=2**15, r=8, p=1, about 0.1 s per hash). Each stored
+# hash names its own method, so a hash made with another method still verifies. The test suite lowers
+# the cost in tests/conftest.py (it creates and logs in thousands of users); production keeps this.
+PASSWORD_HASH_METHOD = "scrypt"
 COMMON_PASSWORDS = {"password", "password1", "password12", "password123", "passw0rd", "qwertyuiop", "1234567890",
                     "0123456789", "letmein123", "iloveyou12", "welcome123", "sommer2026", "winter2026",
                     "changeme123", "administrator", "qwerty1234", "1q2w3e4r5t", "abcdefghij", "pipelinecrm"}
+
+
+def hash_password(password):
+    """The stored form of a new password (salted, with the method named in it)."""
+    return generate_password_hash(password, method=PASSWORD_HASH_METHOD)
 
 
 def password_problem(password, email=""):
@@ -116,7 +125,7 @@ class User(BaseModel):
         email, team_id = cls.clean_new(email, password, role, team, name)
         name = (name or "").strip()[:120] or email.split("@")[0]
         with write_transaction():
-            user = cls.create(email=email, name=name, password_hash=generate_password_hash(password), role=role,
+            user = cls.create(email=email, name=name, password_hash=hash_password(password), role=role,
                               team=team_id)
             SecurityEvent.log("user_created", actor=actor, user=user, detail=f"role {role}")
         return user
@@ -178,7 +187,7 @@ class User(BaseModel):
         if problem:
             raise ValidationError("The password was not changed.", {"password": problem})
         with write_transaction():
-            self.password_hash = generate_password_hash(new_password)
+            self.password_hash = hash_password(new_password)
             self.session_epoch += 1
             self.save()
             SecurityEvent.log("password_changed" if actor and actor.id == self.id else "password_reset",

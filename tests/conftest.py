@@ -14,6 +14,13 @@ from models.schema import bind, upgrade  # noqa: E402
 
 from clients import DATABASES, PASSWORD, PG_URL, HtmxClient  # noqa: E402,F401
 
+import models.user  # noqa: E402
+
+# The suite creates and logs in thousands of users: a cheap hash method keeps that from dominating its
+# run time (scrypt costs ~0.1 s per hash). Production keeps scrypt (test_access checks it in a fresh
+# interpreter); servers the tests start in subprocesses use it too.
+models.user.PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
+
 
 def _admin_connection(url):
     import psycopg2

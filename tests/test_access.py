@@ -365,6 +365,20 @@ def test_password_change_ends_other_sessions(app):
         assert SecurityEvent.select().where(SecurityEvent.kind == "password_changed").count() == 1
 
 
+def test_passwords_are_stored_as_scrypt_hashes_outside_the_test_suite():
+    """The suite lowers the hash cost (conftest); the app as shipped hashes with scrypt."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", "from models.user import hash_password; "
+                          "print(hash_password('correct horse battery'))"],
+                         cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    assert out.startswith("scrypt:32768:8:1$")
+    from werkzeug.security import check_password_hash
+    assert check_password_hash(out, "correct horse battery") and not check_password_hash(out, "correct horse")
+
+
 def test_login_security(app):
     with db.connection_context():
         _world()
