@@ -38,12 +38,29 @@ class Settings(BaseModel):
     rot_days_close = IntegerField(default=7)
 
     @classmethod
-    def load(cls, default_currency="EUR"):
-        """The single settings row, created on first use."""
-        row = first(prepared((cls, "load"), lambda: cls.select().order_by(cls.id).limit(1)))
+    def load(cls, default_currency="EUR", logo=True):
+        """The single settings row, created on first use. logo=False leaves the logo's bytes (up to
+        512 KB) in the database: pages and board moves need the names and numbers, not the image; such
+        a row says `has_logo` and refuses to be saved."""
+        row = first(prepared((cls, "load", logo), lambda: (cls.select() if logo else cls.select_without("logo"))
+                             .order_by(cls.id).limit(1)))
         if row is None:
-            row = cls.create(currency=default_currency)
+            cls.create(currency=default_currency)
+            return cls.load(default_currency, logo)
+        row._logo_loaded = logo
         return row
+
+    _logo_loaded = True
+
+    @property
+    def has_logo(self):
+        """True when a logo is stored (its type is stored with it, whether the bytes were loaded or not)."""
+        return self.logo_mime is not None
+
+    def save(self, *args, **kwargs):
+        if not self._logo_loaded:
+            raise RuntimeError("Settings loaded without the logo cannot be saved (the logo would be lost).")
+        return super().save(*args, **kwargs)
 
     def rot_days(self, stage):
         """Days without activity after which a card in `stage` rots (None: never)."""

@@ -263,3 +263,25 @@ def test_the_embedded_snippet_posts_a_lead_without_a_session(app, admin):
     with db.connection_context():
         lead = Lead.get(Lead.email == "emil@example.org")
         assert (lead.purchase_timeframe, str(lead.budget_amount)) == ("this quarter", "12500.00")
+
+
+def test_public_page_shows_the_company_logo_while_the_form_is_live(app, admin):
+    form = _form(admin)
+    visitor = _visitor(app)
+    assert f"/f/{form.key}/logo" not in visitor.get(f"/f/{form.key}").get_data(as_text=True)
+    assert visitor.get(f"/f/{form.key}/logo").status_code == 404  # no logo yet
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4" height="4"/></svg>'
+    with db.connection_context():
+        from models import Settings
+        settings = Settings.load()
+        actor = User.get(User.email == "ada@example.com")
+        assert settings.save_changes(actor, {**{k: getattr(settings, k) for k in (
+            "company_name", "address", "vat_id", "bank_details", "payment_terms_text", "email", "phone",
+            "currency", "quote_validity_days", "payment_terms_days", "rot_days_develop", "rot_days_propose",
+            "rot_days_close")}}, logo=svg)
+    assert f'src="/f/{form.key}/logo"' in visitor.get(f"/f/{form.key}").get_data(as_text=True)
+    served = visitor.get(f"/f/{form.key}/logo")
+    assert served.status_code == 200 and served.data == svg and served.headers["Content-Type"] == "image/svg+xml"
+    admin.form_post(f"/admin/forms/{form.id}", {"name": form.name, "thank_you": form.thank_you, "source": "web form",
+                                                "fields": ["company"], "active": ""})
+    assert visitor.get(f"/f/{form.key}/logo").status_code == 404

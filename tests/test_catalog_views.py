@@ -483,6 +483,25 @@ def _settings():
         return Settings.load()
 
 
+def _logo_bytes_selected(request):
+    """Whether any query run by `request()` reads the settings' logo bytes."""
+    import logging
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(str(record.msg))
+    logger = logging.getLogger("peewee")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        assert request().status_code == 200
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert any('"settings"' in sql for sql in seen)
+    return any('"settings"' in sql and '"logo",' in sql.replace('"logo" ', '"logo",') for sql in seen)
+
+
 def test_settings_everyone_may_look_but_sellers_may_not_change(logged_in):
     page = logged_in.get("/settings")
     html = page.get_data(as_text=True)
@@ -560,6 +579,12 @@ def test_settings_logo_upload_serve_and_remove(client):
     assert served.headers["X-Content-Type-Options"] == "nosniff"
     assert client.get("/settings/logo", headers={"If-None-Match": served.headers["ETag"]}).status_code == 304
     assert "/settings/logo?v=" in client.get("/settings").get_data(as_text=True)
+    assert _logo_bytes_selected(lambda: client.get("/board")) is False  # pages need names and numbers only
+    with db.connection_context():
+        light = Settings.load(logo=False)
+        assert light.has_logo and light.company_name == SETTINGS_FORM["company_name"]
+        with pytest.raises(RuntimeError):
+            light.save()  # saving a row without its logo would drop the logo
     kept = client.form_post("/settings", dict(SETTINGS_FORM, company_name="Renamed GmbH"))
     assert kept.status_code == 302 and bytes(_settings().logo) == png
     removed = client.form_post("/settings/logo/delete")

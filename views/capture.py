@@ -1,7 +1,7 @@
 """Web-to-lead: admins manage capture forms (/admin/forms); visitors fill them in at /f/<key>."""
-from flask import Blueprint, abort, flash, g, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
 
-from models import Team, User, ValidationError
+from models import Settings, Team, User, ValidationError
 from models.access import require_admin
 from models.capture import ALWAYS, FIELDS, HONEYPOT, CaptureForm, Throttled
 from models.lead import SOURCES, TIMEFRAMES
@@ -110,7 +110,7 @@ def logo(key):
     if CaptureForm.by_key(key) is None:
         abort(404)
     from .settings import logo_response
-    return logo_response(current_settings())
+    return logo_response(Settings.load(current_app.config["CURRENCY"]))
 
 
 @public.post("/f/<key>")

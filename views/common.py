@@ -198,8 +198,8 @@ def assignable_choices():
 
 
 def current_settings():
-    """The company settings, loaded once per request."""
+    """The company settings without the logo's bytes, loaded once per request."""
     if "settings" not in g:
         from models import Settings
-        g.settings = Settings.load(current_app.config["CURRENCY"])
+        g.settings = Settings.load(current_app.config["CURRENCY"], logo=False)
     return g.settings
