@@ -138,7 +138,10 @@ def _card_context(flt, records, writable=None):
     """What card templates need besides the cards; `writable` (the keys of cards the user may change)
     is looked up unless the caller knows it."""
     settings = current_settings()
+    board_url = url_for("board.board", **flt.query_args())
     return {"flt": flt, "settings": settings, "labels": COLUMN_LABELS, "checklists": CHECKLISTS,
+            "move_url": url_for("board.move"),  # the same for every card: built once, not per card
+            "panel_url_prefix": board_url + ("&" if "?" in board_url else "?") + "panel=",
             "next_activity": next_activities(records), "page_size": current_app.config["BOARD_PAGE_SIZE"],
             "invoices": invoice_states(records),
             "writable": writable if writable is not None else writable_cards(records, g.user)}
@@ -162,14 +165,15 @@ def card_update(record, columns):
     return _oob_cards(_board_filter(), record, [], columns)
 
 
-def _oob_cards(flt, record, old_keys, columns, writable=None):
+def _oob_cards(flt, record, old_keys, columns, writable=None, toast=None):
     """Out-of-band updates: drop the card(s) wherever they are, put the fresh card in its column,
-    and re-render the headers of the given columns (only for requests from the board page)."""
+    and re-render the headers of the given columns (only for requests from the board page); plus
+    the toast, if any, in the same rendering."""
     if not from_board():
-        return ""
+        return render_template("_toast.html", toast=toast) if toast else ""
     fresh = type(record).card(record.id)
     headers = column_headers(flt, columns) if columns else {}
-    return render_template("board/_oob_update.html", card=fresh, old_keys=old_keys,
+    return render_template("board/_oob_update.html", card=fresh, old_keys=old_keys, toast=toast,
                            headers=[headers[c] for c in columns if c in headers],
                            **_card_context(flt, [fresh], writable))
 
@@ -231,8 +235,9 @@ def move():
     if not is_htmx():
         flash(f"{moved.title}: {message}", "info")
         return redirect(url_for("board.board", **flt.query_args()))
+    toast = {"message": f"{moved.title}: {message}", "kind": "info", "undo": undo}
     body = _oob_cards(flt, moved, [old_key], [result.from_column, result.to_column],
-                      writable={(moved.record_type, moved.id)})  # loaded for writing: the user may change it
+                      writable={(moved.record_type, moved.id)}, toast=toast)  # loaded for writing: may change it
     push_url = None
     if form.get("panel"):
         body += _panel_html(moved, oob=True)
@@ -241,8 +246,7 @@ def move():
             push_url = (url_for("board.board", panel=f"{moved.record_type}:{moved.id}", **flt.query_args())
                         if from_board() else url_for(RECORD_ENDPOINTS[moved.record_type],
                                                      **{f"{moved.record_type}_id": moved.id}))
-    return render_fragment(body, 200, toast={"message": f"{moved.title}: {message}", "kind": "info", "undo": undo},
-                           push_url=push_url)
+    return render_fragment(body, 200, push_url=push_url)
 
 
 def _explained(exc):
@@ -263,8 +267,8 @@ def _refused(flt, record, old_key, exc, status):
     if not is_htmx():
         flash(exc.message, "error")
         return redirect(url_for("board.board", **flt.query_args()))
-    body = _oob_cards(flt, record, [old_key], [])
-    return render_fragment(body, status, toast={"message": exc.message, "kind": "error"})
+    body = _oob_cards(flt, record, [old_key], [], toast={"message": exc.message, "kind": "error"})
+    return render_fragment(body, status)
 
 
 @bp.get("/board/card/<kind>/<int:record_id>")
