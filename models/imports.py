@@ -40,6 +40,7 @@ MAX_BYTES = 32 * 1024 * 1024
 MAX_COLUMNS = 200
 MAX_LINE_BYTES = 1024 * 1024
 MAX_XLSX_ROWS = 10000
+MAX_FILES = 500  # vCard files in one upload
 PREVIEW_ROWS = 20
 CHUNK_ROWS = 1000
 CHUNK_SECONDS = 2.0
@@ -267,6 +268,35 @@ def vcard_records(fh, offset):
             yield [card.get(c, "") for c in VCARD_COLUMNS], end
     except VCardError as exc:
         raise FileProblem(str(exc)) from None
+
+
+def combine_vcards(uploads, target):
+    """Write the cards of several .vcf files [(path, file name)] into one file `target`, in order.
+
+    Each file must be a vCard file of its own (checked by its name and first bytes, and named in the
+    refusal). Values are decoded card by card, so files in UTF-8 and in Windows-1252 can be mixed; a
+    UTF-8 byte-order mark is dropped, UTF-16 is refused as for a single file."""
+    with open(target, "wb") as out:
+        for path, name in uploads:
+            extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+            if FORMATS.get(extension) != "vCard":
+                raise FileProblem(f"{name}: several files at once can only be vCard (.vcf) files; "
+                                  "upload a CSV or XLSX file on its own.", 415)
+            with open(path, "rb") as fh:
+                head = fh.read(4096)
+                if head.startswith(codecs.BOM_UTF16_LE) or head.startswith(codecs.BOM_UTF16_BE):
+                    raise FileProblem(f"{name} is UTF-16 text: save it as UTF-8 and upload it again.")
+                if not looks_like_vcard(head):
+                    raise FileProblem(f"{name} is not a vCard file (it does not start with BEGIN:VCARD).")
+                fh.seek(3 if head.startswith(codecs.BOM_UTF8) else 0)
+                tail = b""
+                for block in iter(lambda: fh.read(1 << 16), b""):
+                    out.write(block)
+                    tail = (tail + block)[-256:]
+            if tail.rstrip().rsplit(b"\n", 1)[-1].strip().upper() != b"END:VCARD":
+                # (its last card would swallow the next file's first card)
+                raise FileProblem(f"{name} is cut off: its last card has no END:VCARD line.")
+            out.write(b"\r\n")
 
 
 def xlsx_to_csv(source, target):
@@ -768,8 +798,27 @@ class ImportJob(BaseModel):
 
     # --- steps
     @classmethod
-    def create_from_upload(cls, actor, kind, path, filename, directory):
-        """Register an uploaded file (moved under `directory`) as a new import of `kind` records."""
+    def create_from_uploads(cls, actor, kind, uploads, directory):
+        """Register uploaded files [(path, file name)] as one import: a single file of any format, or
+        several vCard files (a folder of business cards), whose cards are read as one file."""
+        if len(uploads) == 1:
+            return cls.create_from_upload(actor, kind, *uploads[0], directory)
+        if len(uploads) > MAX_FILES:
+            raise FileProblem(f"At most {MAX_FILES} files at once: upload the rest in another import.")
+        os.makedirs(directory, exist_ok=True)
+        combined = os.path.join(directory, f"upload-{secrets.token_hex(8)}.vcf.part")
+        try:
+            combine_vcards(uploads, combined)
+            label = f"{uploads[0][1][:120]} and {len(uploads) - 1} more vCard file{'s' if len(uploads) > 2 else ''}"
+            return cls.create_from_upload(actor, kind, combined, "cards.vcf", directory, label=label)
+        finally:
+            if os.path.exists(combined):
+                os.remove(combined)
+
+    @classmethod
+    def create_from_upload(cls, actor, kind, path, filename, directory, label=None):
+        """Register an uploaded file (moved under `directory`) as a new import of `kind` records
+        (`label`: the name to show instead of the file's)."""
         if kind not in KINDS:
             raise ValidationError("Choose what to import.", {"kind": "Choose leads, accounts, contacts or products."})
         os.makedirs(directory, exist_ok=True)
@@ -789,6 +838,8 @@ class ImportJob(BaseModel):
             raise
         header = fields.pop("header")
         sample = fields.pop("sample")
+        if label:
+            fields["filename"] = label[:200]
         with write_transaction():
             job = cls.create(owner=actor, kind=kind, header_json=json.dumps(header), sample_json=json.dumps(sample),
                              mapping_json=json.dumps(guess_mapping(kind, header)), **fields)

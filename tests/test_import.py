@@ -486,3 +486,73 @@ def test_http_vcard_upload_offers_people_only_and_guesses_the_mapping(app, logge
     assert '<option value="product"' not in html and '<option value="lead"' in html
     resp = _upload(logged_in, VCARD_FOLDED.encode("utf-8"), "cards.vcf", kind="product")
     assert resp.status_code == 422 and "Choose leads or contacts for a vCard file." in resp.get_data(as_text=True)
+
+
+def _upload_many(client, files, kind="lead"):
+    data = {"kind": kind, "file": [(io.BytesIO(content), name) for name, content in files],
+            "csrf_token": client.token}
+    return client.post("/imports", data=data, content_type="multipart/form-data")
+
+
+def _run_http(client, job_id, mapping):
+    assert client.hx_post(f"/imports/{job_id}/mapping", mapping).status_code == 200
+    assert client.hx_post(f"/imports/{job_id}/start", {"policy": "skip", "mode": "valid"}).status_code == 200
+    for _ in range(10):
+        html = client.hx_post(f"/imports/{job_id}/step").get_data(as_text=True)
+        if 'id="import-report"' in html:
+            return html
+    raise AssertionError("the import did not finish")
+
+
+def test_a_folder_of_vcard_files_imports_as_one_job(app, logged_in, user):
+    """Business cards arrive as one .vcf per person: several files become one import with one report,
+    in the order given, UTF-8 (with a byte-order mark) and Windows-1252 files mixed, duplicates across
+    files and against the database found."""
+    with db.connection_context():
+        Lead.create_lead(user, name="Ken K", email="ken@kobayashi.example")
+    anna = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Anna Berg\r\nORG:Nordwind\r\nEMAIL:anna@nordwind.example\r\nEND:VCARD"
+    files = [("emilie-and-ken.vcf", VCARD_FOLDED.encode("utf-8")),
+             ("anna.vcf", b"\xef\xbb\xbf" + anna.encode("utf-8")),  # BOM, no final newline
+             ("jurgen.VCF", VCARD_21_QP.encode("latin-1")),
+             ("anna-again.vcf", anna.replace("Anna Berg", "Anna B.").encode("cp1252"))]
+    resp = _upload_many(logged_in, files)
+    assert resp.status_code == 303
+    job_id = int(resp.headers["Location"].rsplit("/", 1)[1])
+    page = logged_in.get(f"/imports/{job_id}").get_data(as_text=True)
+    assert "emilie-and-ken.vcf and 3 more vCard files" in page
+    with db.connection_context():
+        job = ImportJob.get_by_id(job_id)
+        assert job.source_format == "vcf" and job.kinds == ("lead", "contact")
+        mapping = job.mapping
+    html = _run_http(logged_in, job_id, {"kind": "lead", **{f"col{i}": m for i, m in enumerate(mapping)}})
+    assert 'data-count="created">3<' in html and 'data-count="skipped">2<' in html
+    report = list(csv.reader(io.StringIO(logged_in.get(f"/imports/{job_id}/report.csv").get_data(as_text=True))))
+    assert [line[1] for line in report[1:]] == ["created", "skipped", "created", "created", "skipped"]
+    with db.connection_context():
+        names = {lead.name for lead in Lead.select()}
+        assert names == {"Ken K", "Dr. Émilie Çelik-Øster", "Anna Berg", "Jürgen Müller"}
+        assert ImportJob.get_by_id(job_id).filename.startswith("emilie-and-ken.vcf")
+    assert not [n for n in os.listdir(os.path.join(app.config["INSTANCE_PATH"], "imports")) if n.endswith(".part")]
+
+
+@pytest.mark.parametrize("files, message", [
+    ([("a.vcf", b"BEGIN:VCARD\r\nFN:A\r\nEND:VCARD\r\n"), ("people.csv", b"Name\nB\n")],
+     "people.csv: several files at once can only be vCard (.vcf) files"),
+    ([("a.vcf", b"BEGIN:VCARD\r\nFN:A\r\nEND:VCARD\r\n"), ("notes.vcf", b"just some notes\n")],
+     "notes.vcf is not a vCard file"),
+    ([("a.vcf", b"BEGIN:VCARD\r\nFN:A\r\nEND:VCARD\r\n"), ("w.vcf", "BEGIN:VCARD\r\n".encode("utf-16"))],
+     "w.vcf is UTF-16 text"),
+    ([("a.vcf", b"BEGIN:VCARD\r\nFN:A\r\nEND:VCARD\r\n"), ("cut.vcf", b"BEGIN:VCARD\r\nFN:B\r\n")],
+     "cut.vcf is cut off"),
+    ([("cut.vcf", b"BEGIN:VCARD\r\nFN:B\r\n"), ("a.vcf", b"BEGIN:VCARD\r\nFN:A\r\nEND:VCARD\r\n")],
+     "cut.vcf is cut off"),
+])
+def test_several_files_are_refused_naming_the_file_at_fault(app, logged_in, files, message):
+    resp = _upload_many(logged_in, files)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code in (415, 422) and message in html.replace("&#39;", "'")
+    assert 'class="field has-error" data-field="file"' in html
+    with db.connection_context():
+        assert ImportJob.select().count() == 0
+    leftovers = os.listdir(os.path.join(app.config["INSTANCE_PATH"], "imports"))
+    assert leftovers == [], leftovers

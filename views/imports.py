@@ -69,22 +69,28 @@ def index():
 def upload():
     """Receive a file, check it (size, encoding, delimiter, header) and open its mapping step."""
     kind = request.form.get("kind", "")
-    file = request.files.get("file")
-    if file is None or not file.filename:
+    files = [f for f in request.files.getlist("file") if f.filename]
+    if not files:
         return _upload_page({"file": "Choose a file to upload."}, "Choose a file to upload.", 400, kind)
     directory = _directory()
     os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f"upload-{secrets.token_hex(8)}.part")
+    uploads = []
     try:
-        file.save(temporary)
-        if os.path.getsize(temporary) > _max_bytes():
-            raise FileProblem(_too_large_message(), 413)
-        job = ImportJob.create_from_upload(g.user, kind, temporary, os.path.basename(file.filename), directory)
+        total = 0
+        for file in files:
+            temporary = os.path.join(directory, f"upload-{secrets.token_hex(8)}.part")
+            uploads.append((temporary, os.path.basename(file.filename.replace("\\", "/"))))
+            file.save(temporary)
+            total += os.path.getsize(temporary)
+            if total > _max_bytes():
+                raise FileProblem(_too_large_message(), 413)
+        job = ImportJob.create_from_uploads(g.user, kind, uploads, directory)
     except (FileProblem, ValidationError) as exc:
         return _upload_page(exc.fields, exc.message, getattr(exc, "status", 422), kind)
     finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        for temporary, _ in uploads:
+            if os.path.exists(temporary):
+                os.remove(temporary)
     return redirect(url_for("imports.detail", job_id=job.id), 303)
 
 
