@@ -51,7 +51,9 @@ POLICIES = {"skip": "Skip the row (keep the existing record)",
             "create": "Create a new record anyway"}
 MODES = {"all": "All or nothing: if any row is invalid, nothing is imported",
          "valid": "Only the valid rows: invalid rows are skipped and listed in the report"}
-STATUSES = ("uploaded", "mapped", "running", "done", "failed")
+STATUSES = ("uploaded", "mapped", "running", "done", "failed", "cancelled")
+ABANDONED_DAYS = 7  # an upload never started is cancelled and its file removed after this
+STALLED_DAYS = 30  # a running import nobody came back to, likewise
 OUTCOMES = ("created", "updated", "skipped", "invalid")
 
 
@@ -794,7 +796,12 @@ class ImportJob(BaseModel):
 
     @property
     def finished(self):
-        return self.status in ("done", "failed")
+        return self.status in ("done", "failed", "cancelled")
+
+    @property
+    def may_cancel(self):
+        """False while an all-or-nothing import writes its (all valid) rows: it cannot stop halfway."""
+        return not self.finished and not (self.status == "running" and self.mode == "all" and self.phase == "write")
 
     # --- steps
     @classmethod
@@ -975,6 +982,52 @@ class ImportJob(BaseModel):
             plural = KIND_LABELS[self.kind][1]
             self.message = (f"{self.created_count:,} {plural} imported, {self.updated_count:,} updated, "
                             f"{self.skipped_count:,} skipped, {self.invalid_count:,} invalid.")
+
+    def cancel(self, directory):
+        """Stop the import where it is and remove its file. Before anything was written nothing is
+        imported; an import of only the valid rows keeps the chunks it already saved (and says so)."""
+        with write_transaction():
+            self.__data__ = dict(ImportJob.get_locked(self.id).__data__)
+            if self.finished:
+                return False
+            if not self.may_cancel:
+                raise NotAllowed("Every row was valid and they are being saved now: an all-or-nothing import "
+                                 "cannot stop halfway. It finishes in a moment.")
+            if self.status == "running" and self.phase == "write" and (self.created_count or self.updated_count):
+                rows = "cards" if self.source_format == "vcf" else "rows"
+                self.message = (f"Stopped after {self.rows_read:,} {rows}: the {self.created_count:,} imported and "
+                                f"{self.updated_count:,} updated before that stay; the rest of the file was not read.")
+            else:
+                self.message = "Cancelled: nothing was imported."
+            self.status, self.finished_at, self.updated_at = "cancelled", now(), now()
+            self.save()
+        _remove(self.path(directory))
+        return True
+
+    @classmethod
+    def purge_abandoned(cls, directory):
+        """Cancel uploads not started within ABANDONED_DAYS and imports left running for STALLED_DAYS,
+        removing their files; and remove temporary files of uploads that were interrupted."""
+        moment = now()
+        stale = cls.select().where(
+            (cls.status.in_(["uploaded", "mapped"]) & (cls.updated_at < moment - datetime.timedelta(days=ABANDONED_DAYS)))
+            | ((cls.status == "running") & (cls.updated_at < moment - datetime.timedelta(days=STALLED_DAYS))))
+        for job in stale:
+            with write_transaction():
+                locked = ImportJob.get_locked(job.id)
+                if locked.finished:
+                    continue
+                locked.status, locked.finished_at, locked.updated_at = "cancelled", moment, moment
+                locked.message = (f"Not started within {ABANDONED_DAYS} days" if job.status != "running" else
+                                  f"Left unfinished for {STALLED_DAYS} days") + ": cancelled and its file removed."
+                locked.save()
+            _remove(job.path(directory))
+        if os.path.isdir(directory):
+            cutoff = time.time() - 24 * 3600
+            for name in os.listdir(directory):
+                path = os.path.join(directory, name)
+                if name.startswith("upload-") and name.endswith(".part") and os.path.getmtime(path) < cutoff:
+                    _remove(path)
 
     def _finish(self, status, message):
         with write_transaction():

@@ -202,6 +202,7 @@ ROUTES = {
     "imports.mapping": [("import_uploaded", SELLER)],
     "imports.start": [("import_mapped", SELLER)],
     "imports.step": [("import_running", SELLER)],
+    "imports.cancel": [("import_mapped", SELLER), ("import_running", SELLER)],
     "auth.create_token": [(None, PROFILE)],
     "auth.revoke_token": [("api_token", PROFILE)],
     "capture.create": [(None, ADMIN)],

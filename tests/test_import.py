@@ -556,3 +556,85 @@ def test_several_files_are_refused_naming_the_file_at_fault(app, logged_in, file
         assert ImportJob.select().count() == 0
     leftovers = os.listdir(os.path.join(app.config["INSTANCE_PATH"], "imports"))
     assert leftovers == [], leftovers
+
+
+def _stepped(job, directory, steps, mode, chunk_rows=2):
+    job.set_mapping(job.kind, job.mapping)
+    assert job.start(job.owner, "skip", mode)
+    for _ in range(steps):
+        job.step(str(directory), chunk_rows=chunk_rows)
+    return ImportJob.get_by_id(job.id)
+
+
+def test_cancel_before_the_start_and_while_checking_writes_nothing(database, seller, tmp_path):
+    rows = "Name,Email\n" + "".join(f"Person {i},p{i}@example.com\n" for i in range(10))
+    job = _job(seller, tmp_path, rows)
+    assert os.path.exists(job.path(str(tmp_path)))
+    assert job.cancel(str(tmp_path)) is True
+    job = ImportJob.get_by_id(job.id)
+    assert job.status == "cancelled" and job.message == "Cancelled: nothing was imported." and job.finished_at
+    assert not os.path.exists(job.path(str(tmp_path))) and Lead.select().count() == 0
+    assert job.cancel(str(tmp_path)) is False and job.start(seller, "skip", "valid") is False
+    checking = _stepped(_job(seller, tmp_path / "b", rows), tmp_path / "b", 2, "all")
+    assert checking.phase == "validate" and checking.may_cancel
+    assert checking.cancel(str(tmp_path / "b")) and Lead.select().count() == 0 and HistoryEvent.select().count() == 0
+
+
+def test_stopping_an_import_of_valid_rows_keeps_what_it_saved_and_says_so(database, seller, tmp_path):
+    rows = "Name,Email\n" + "".join(f"Person {i},p{i}@example.com\n" for i in range(10))
+    job = _stepped(_job(seller, tmp_path, rows), tmp_path, 2, "valid")
+    assert job.created_count == 4 and job.may_cancel
+    job.cancel(str(tmp_path))
+    job = ImportJob.get_by_id(job.id)
+    assert job.status == "cancelled" and Lead.select().count() == 4
+    assert job.message.startswith("Stopped after 4 rows: the 4 imported and 0 updated before that stay")
+    assert job.step(str(tmp_path)) is False and Lead.select().count() == 4  # a late poll does nothing
+
+
+def test_an_all_or_nothing_import_cannot_stop_while_writing(database, seller, tmp_path):
+    from models import NotAllowed
+    rows = "Name,Email\n" + "".join(f"Person {i},p{i}@example.com\n" for i in range(10))
+    job = _stepped(_job(seller, tmp_path, rows), tmp_path, 6, "all")  # 5 checking steps, then writing
+    assert job.phase == "write" and job.status == "running" and not job.may_cancel
+    with pytest.raises(NotAllowed):
+        job.cancel(str(tmp_path))
+    job.run_all(str(tmp_path))
+    assert ImportJob.get_by_id(job.id).status == "done" and Lead.select().count() == 10
+
+
+def test_abandoned_uploads_and_interrupted_upload_files_are_cleaned_up(database, seller, tmp_path):
+    import datetime
+    import time
+    from models.base import now
+    directory = str(tmp_path)
+    old = _job(seller, tmp_path, "Name\nA\n")
+    fresh = _job(seller, tmp_path, "Name\nB\n")
+    stalled = _stepped(_job(seller, tmp_path, "Name\nC\nD\nE\n"), tmp_path, 1, "valid", chunk_rows=1)
+    ImportJob.update(updated_at=now() - datetime.timedelta(days=8)).where(ImportJob.id == old.id).execute()
+    ImportJob.update(updated_at=now() - datetime.timedelta(days=31)).where(ImportJob.id == stalled.id).execute()
+    leftover = os.path.join(directory, "upload-0123456789abcdef.part")
+    recent = os.path.join(directory, "upload-fedcba9876543210.part")
+    for path in (leftover, recent):
+        open(path, "wb").close()
+    os.utime(leftover, (time.time() - 2 * 86400,) * 2)
+    ImportJob.purge_abandoned(directory)
+    old, fresh, stalled = (ImportJob.get_by_id(j.id) for j in (old, fresh, stalled))
+    assert old.status == "cancelled" and old.message.startswith("Not started within 7 days")
+    assert stalled.status == "cancelled" and stalled.message.startswith("Left unfinished for 30 days")
+    assert fresh.status == "uploaded" and os.path.exists(fresh.path(directory))
+    assert not os.path.exists(old.path(directory)) and not os.path.exists(stalled.path(directory))
+    assert not os.path.exists(leftover) and os.path.exists(recent)
+    assert Lead.select().count() == 1  # the stalled import's first chunk stays
+
+
+def test_http_cancel_button_and_report(app, logged_in):
+    resp = _upload(logged_in, b"Name\nSolo\nDuo\n", "two.csv")
+    job_url = resp.headers["Location"]
+    job_id = int(job_url.rsplit("/", 1)[1])
+    html = logged_in.get(job_url).get_data(as_text=True)
+    assert f'hx-post="/imports/{job_id}/cancel"' in html and "Cancel this import" in html
+    html = logged_in.hx_post(f"/imports/{job_id}/cancel").get_data(as_text=True)
+    assert 'id="import-report"' in html and "Import cancelled" in html and "Cancelled: nothing was imported." in html
+    assert "/cancel" not in html
+    assert logged_in.form_post(f"/imports/{job_id}/cancel").status_code == 303  # again: nothing to do
+    assert "import-status-cancelled" in logged_in.get("/imports").get_data(as_text=True)

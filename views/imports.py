@@ -84,6 +84,7 @@ def upload():
             total += os.path.getsize(temporary)
             if total > _max_bytes():
                 raise FileProblem(_too_large_message(), 413)
+        ImportJob.purge_abandoned(directory)
         job = ImportJob.create_from_uploads(g.user, kind, uploads, directory)
     except (FileProblem, ValidationError) as exc:
         return _upload_page(exc.fields, exc.message, getattr(exc, "status", 422), kind)
@@ -162,6 +163,16 @@ def step(job_id):
     """Do the next chunk of a running import and answer with the progress (or the report when done)."""
     job = _job(job_id)
     job.step(_directory(), chunk_rows=int(current_app.config.get("IMPORT_CHUNK_ROWS") or CHUNK_ROWS))
+    if not is_htmx():
+        return redirect(url_for("imports.detail", job_id=job.id), 303)
+    return _show(job)
+
+
+@bp.post("/imports/<int:job_id>/cancel")
+def cancel(job_id):
+    """Stop an import (before it starts, or while it runs) and remove its file."""
+    job = _job(job_id)
+    job.cancel(_directory())
     if not is_htmx():
         return redirect(url_for("imports.detail", job_id=job.id), 303)
     return _show(job)
