@@ -7,6 +7,10 @@ from .errors import ValidationError
 
 EMAIL_RE = re.compile(r"^[^@\s<>\x00-\x1f\x7f]+@[^@\s<>\x00-\x1f\x7f]+\.[^@\s<>\x00-\x1f\x7f]+$")
 PHONE_RE = re.compile(r"^[0-9+()./\- ]{3,40}$")
+# Characters no text field takes: control characters (tab, and line breaks in multi-line fields, aside),
+# lone surrogates and the non-characters U+FFFE/U+FFFF. They have no meaning to a person, break XML
+# (Factur-X invoices) and CSV exports, and are how hostile input hides.
+FORBIDDEN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 MIN_DATE = datetime.date(2000, 1, 1)
 MAX_DATE = datetime.date(2100, 12, 31)
 _MISSING = object()
@@ -56,8 +60,10 @@ class Cleaner:
             return
         value = "" if raw is None else str(raw)
         value = value.strip() if not multiline else value.strip("\n\r ")
-        if "\x00" in value:
-            self.errors[name] = "Contains characters that are not allowed."
+        if FORBIDDEN_TEXT.search(value):
+            self.errors[name] = "Contains control characters that are not allowed."
+        elif not multiline and ("\n" in value or "\r" in value):
+            self.errors[name] = "Use a single line (no line breaks)."
         elif required and not value:
             self.errors[name] = "This field is required."
         elif len(value) > max_length:

@@ -1,6 +1,7 @@
 """The JSON API (/api/v1): tokens, reach per role, versions (ETag / If-Match), every error status, the sales
 process through moves and document actions, and a schemathesis run against the app's own OpenAPI document."""
 import hashlib
+import datetime
 import json
 import time
 
@@ -8,7 +9,7 @@ import pytest
 
 from builders import LINE, lead_data, make_closing, make_draft_invoice, make_lead, make_opportunity, world_counts
 from clients import PASSWORD, HtmxClient
-from models import (Account, ApiToken, Contact, HistoryEvent, Lead, Opportunity, Product, Quote, SecurityEvent, Team,
+from models import (Account, ApiToken, Contact, HistoryEvent, Invoice, Lead, Opportunity, Product, Quote, SecurityEvent, Team,
                     User, db)
 from models.base import today
 
@@ -349,6 +350,66 @@ def test_lead_to_paid_invoice_through_moves_and_document_actions(team):
                      ("move", "fulfill", "invoiced")]
 
 
+def test_draft_documents_are_edited_fields_and_lines_until_they_are_sent(team):
+    """A draft quote's and a draft invoice's validity, terms, notes and lines change through the API as in
+    the panels (If-Match honoured, one history event each); once sent or issued, nothing changes."""
+    from builders import make_draft_invoice, make_proposed
+    users, _, clients = team
+    api = clients["sam"]
+    with db.connection_context():
+        quote_id = Quote.get(Quote.opportunity == make_proposed(users["sam"]).id).id
+        invoice_id = make_draft_invoice(users["sam"], company="Draft Corp").id
+    quote = api.get(f"/quotes/{quote_id}").get_json()
+    valid = (today() + datetime.timedelta(days=45)).isoformat()
+    changed = api.patch(f"/quotes/{quote_id}", {"valid_until": valid, "notes": "Delivery in two weeks.\nThanks!"},
+                        headers={"If-Match": f'"{quote["version"]}"'})
+    assert changed.status_code == 200, changed.get_json()
+    quote = changed.get_json()
+    assert quote["valid_until"] == valid and quote["notes"] == "Delivery in two weeks.\nThanks!"
+    assert_error(api.patch(f"/quotes/{quote_id}", {"notes": "x"}, headers={"If-Match": '"1"'}), 409)
+    assert_error(api.patch(f"/quotes/{quote_id}", {"notes": "bell\x07"}), 422, "notes")
+    assert_error(api.patch(f"/quotes/{quote_id}", {"number": 7}), 422, "number")  # read-only
+
+    added = api.post(f"/quotes/{quote_id}/lines", {"description": "Training day", "quantity": "1",
+                                                   "unit_price": "800.00", "tax_rate": "19"})
+    assert added.status_code == 200
+    quote = added.get_json()
+    line = quote["lines"][-1]
+    assert line["description"] == "Training day" and quote["net_total"] == "2600.00"
+    edited = api.patch(f"/quotes/{quote_id}/lines/{line['id']}", {"quantity": "2"},
+                       headers={"If-Match": f'"{quote["version"]}"'})
+    assert edited.status_code == 200 and edited.get_json()["net_total"] == "3400.00"
+    assert_error(api.patch(f"/quotes/{quote_id}/lines/{line['id']}", {"quantity": "-1"}), 422, "quantity")
+    assert_error(api.call("DELETE", f"/quotes/{quote_id}/lines/{line['id']}", headers={"If-Match": '"1"'}), 409)
+    removed = api.call("DELETE", f"/quotes/{quote_id}/lines/{line['id']}")
+    assert removed.status_code == 200 and [l["description"] for l in removed.get_json()["lines"]] == ["Consulting day"]
+    assert_error(api.call("DELETE", f"/quotes/{quote_id}/lines/{line['id']}"), 404)
+    with db.connection_context():
+        first_invoice_line = Invoice.get_by_id(invoice_id).line_rows()[0].id
+        other_quote_line = Quote.get(Quote.opportunity == make_proposed(users["sam"]).id).line_rows()[0].id
+    assert_error(api.patch(f"/quotes/{quote_id}/lines/{other_quote_line}", {"quantity": "3"}), 404)  # not its line
+    with db.connection_context():
+        actions = [e.action for e in HistoryEvent.select().where(
+            (HistoryEvent.record_type == "quote") & (HistoryEvent.record_id == quote_id)).order_by(HistoryEvent.id)]
+    assert actions[-4:] == ["update", "add_line", "update_line", "remove_line"]
+
+    assert api.post(f"/quotes/{quote_id}/activate", {}).status_code == 200
+    assert_error(api.patch(f"/quotes/{quote_id}", {"notes": "too late"}), 409)
+    assert_error(api.post(f"/quotes/{quote_id}/lines", {"description": "More", "unit_price": "1.00"}), 409)
+    sent = api.get(f"/quotes/{quote_id}").get_json()
+    assert_error(api.call("DELETE", f"/quotes/{quote_id}/lines/{sent['lines'][0]['id']}"), 409)
+
+    invoice = api.patch(f"/invoices/{invoice_id}", {"payment_terms_days": 14, "payment_terms": "14 days net.",
+                                                    "notes": "PO 4711"})
+    assert invoice.status_code == 200, invoice.get_json()
+    assert invoice.get_json()["payment_terms_days"] == 14 and invoice.get_json()["notes"] == "PO 4711"
+    assert_error(api.patch(f"/invoices/{invoice_id}", {"payment_terms_days": 4000}), 422, "payment_terms_days")
+    line = api.patch(f"/invoices/{invoice_id}/lines/{first_invoice_line}", {"discount_pct": "0"})
+    assert line.status_code == 200 and line.get_json()["net_total"] == "2000.00"
+    assert_error(clients["sid"].patch(f"/invoices/{invoice_id}", {"notes": "not mine"}), 404)
+    assert_error(clients["sue"].patch(f"/invoices/{invoice_id}", {"notes": "a teammate's"}), 403)
+
+
 def test_fulfil_and_invoice_in_one_move_lost_and_reopen(team):
     users, leads, clients = team
     api = clients["sam"]
@@ -441,7 +502,7 @@ def test_openapi_document_describes_every_route(app):
     from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
     assert not [error.message for error in OPENAPI_31_VALIDATOR.iter_errors(doc)][:5]
     documented = {(method.upper(), path) for path, item in doc["paths"].items() for method in item
-                  if method in ("get", "post", "patch")}
+                  if method in ("get", "post", "patch", "delete")}
     routes = set()
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith("api.") and rule.endpoint not in ("api.openapi", "api.unknown"):
@@ -477,6 +538,8 @@ def test_schemathesis_against_own_openapi_document(app, request):
                "invoice_id": invoice.id, "account_id": Account.select().first().id,
                "contact_id": Contact.select().first().id,
                "product_id": Product.create_product(sam, sku="F-1", name="Fuzz", list_price="5", unit="piece").id}
+        line_ids = {arg: model.get_by_id(ids[arg]).line_rows()[0].id
+                    for arg, model in (("opportunity_id", Opportunity), ("quote_id", Quote), ("invoice_id", Invoice))}
     token = token_for(sam)
     schema = schemathesis.openapi.from_wsgi(API + "/openapi.json", app)
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
@@ -488,7 +551,11 @@ def test_schemathesis_against_own_openapi_document(app, request):
     for mode, examples in ((schemathesis.GenerationMode.POSITIVE, 6), (schemathesis.GenerationMode.NEGATIVE, 3)):
         for operation in operations:
             names = {p.name for p in operation.path_parameters}
-            strategy = operation.as_strategy(generation_mode=mode, path_parameters={k: ids[k] for k in names})
+            path_ids = {k: ids[k] for k in names if k != "line_id"}
+            if "line_id" in names:  # a line of the document the path names
+                document = next(iter(path_ids))
+                path_ids["line_id"] = line_ids[document]
+            strategy = operation.as_strategy(generation_mode=mode, path_parameters=path_ids)
 
             @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
                       phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))

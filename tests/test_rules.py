@@ -1026,3 +1026,19 @@ def test_creating_without_a_required_name_is_a_validation_error_not_a_crash(sell
     assert set(refused.value.fields) & {"name", "sku"}
     assert (Lead.select().count(), Account.select().count(), Contact.select().count(),
             Product.select().count()) == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("name", "Anna\x07 Berg", "control characters"), ("name", "Anna\nBerg", "single line"),
+    ("company", "Acme\x00", "control characters"), ("notes", "bad \x1b[31m escape", "control characters"),
+    ("notes", "lone \ud800 surrogate", "control characters"), ("topic", "C1 \x85 next line", "control characters"),
+])
+def test_text_with_control_characters_is_refused_at_the_field(database, seller, field, value, message):
+    """Control characters never reach a record (they break e-invoice XML and exports)."""
+    from models import ValidationError
+    data = {"name": "Anna Berg", "company": "Acme", field: value}
+    with pytest.raises(ValidationError) as refused:
+        Lead.create_lead(seller, **data)
+    assert message in refused.value.fields[field] and Lead.select().count() == 0
+    lead = Lead.create_lead(seller, name="Anna Berg", company="Acme", notes="Line one\n\tindented\r\nline two")
+    assert lead.notes == "Line one\n\tindented\r\nline two"  # tabs and line breaks stay in multi-line text

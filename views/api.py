@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, g, request
 from werkzeug.exceptions import HTTPException, default_exceptions
 
-from models import (Account, ApiToken, Contact, DomainError, Invoice, Lead, Opportunity, Order, Product, Quote,
-                    RuleNotMet, StaleVersion, User)
+from models import (Account, ApiToken, Contact, DomainError, Invoice, Lead, NotFound, Opportunity, Order, Product,
+                    Quote, RuleNotMet, StaleVersion, User)
 from models.base import write_transaction
 from models.catalog import UNITS
 from models.lead import DISQUALIFY_REASONS, RATINGS, SOURCES, STATUSES as LEAD_STATUSES, TIMEFRAMES
@@ -101,6 +101,7 @@ class Resource:
     create_fields: list = None
     actions: list = field(default_factory=list)
     lines: bool = False
+    line_edit: bool = False  # PATCH / DELETE /<resource>/<id>/lines/<line_id> (and POST .../lines as an action)
     without: tuple = ()    # columns never loaded for lists (stored PDFs)
     doc: str = ""
 
@@ -191,7 +192,9 @@ QUOTE_FIELDS = [
     _ro("opportunity", "ref", ref="opportunities"), _ro("account", "ref", ref="accounts", nullable=True),
     _ro("contact", "ref", ref="contacts", nullable=True),
     _ro("status", "enum", choices=("draft", "active", "won", "lost", "revised")),
-    _ro("valid_until", "date", nullable=True), _ro("payment_terms", "text"), _ro("notes", "text"),
+    F("valid_until", "date", nullable=True, update=True, doc="Editable while the quote is a draft."),
+    F("payment_terms", "text", max_length=2000, update=True, doc="Editable while the quote is a draft."),
+    F("notes", "text", max_length=5000, update=True, doc="Editable while the quote is a draft."),
     _ro("activated_at", "datetime", nullable=True), _ro("closed_at", "datetime", nullable=True), *TOTALS,
     _ro("pdf_sha256", nullable=True, doc="SHA-256 of the frozen PDF (once sent)."), *TIMESTAMPS,
 ]
@@ -209,7 +212,10 @@ INVOICE_FIELDS = [
     _ro("status", "enum", choices=("draft", "issued", "paid", "canceled")),
     _ro("payment_state", "enum", choices=("draft", "unpaid", "overdue", "paid", "canceled")),
     _ro("issue_date", "date", nullable=True), _ro("due_date", "date", nullable=True),
-    _ro("payment_terms_days", "integer"), _ro("payment_terms", "text"), _ro("notes", "text"),
+    F("payment_terms_days", "integer", minimum=0, maximum=3650, update=True,
+      doc="Editable while the invoice is a draft (the due date follows when it is issued)."),
+    F("payment_terms", "text", max_length=2000, update=True, doc="Editable while the invoice is a draft."),
+    F("notes", "text", max_length=5000, update=True, doc="Editable while the invoice is a draft."),
     _ro("paid_on", "date", nullable=True), _ro("cancel_reason", "text"), *TOTALS,
     _ro("pdf_sha256", nullable=True, doc="SHA-256 of the frozen PDF (once issued)."), *TIMESTAMPS,
 ]
@@ -307,7 +313,7 @@ RESOURCES = [
                                      "as 422 with `fields`, to be sent again with the move.", _move, MOVE_INPUTS),
                       Action("lines", "Add a line (a catalog product or a free-text item) to an open deal.",
                              _add_line, LINE_INPUTS)],
-             lines=True,
+             lines=True, line_edit=True,
              doc="Deals. Created by qualifying a lead: POST /opportunities takes the lead's fields and does both."),
     Resource("accounts", Account, "account_id", "Account", ACCOUNT_FIELDS,
              filters=[Filter("q", "text", (Account.name, Account.vat_id, Account.email, Account.city)),
@@ -332,8 +338,9 @@ RESOURCES = [
                       Action("win", "Accept the active quote: the deal is closed as won and the order created.",
                              _same("win", "actual_revenue", "actual_close_date"),
                              [F("actual_revenue", "money"), F("actual_close_date", "date")]),
-                      Action("lose", "Mark the quote lost (the deal stays open).", _same("lose"))],
-             lines=True, without=("pdf",), doc="Numbered, revisioned proposals; read-only once sent."),
+                      Action("lose", "Mark the quote lost (the deal stays open).", _same("lose")),
+                      Action("lines", "Add a line to the draft quote.", _add_line, LINE_INPUTS)],
+             lines=True, line_edit=True, without=("pdf",), doc="Numbered, revisioned proposals; read-only once sent."),
     Resource("orders", Order, "order_id", "Order", ORDER_FIELDS,
              filters=[Filter("status", "enum", (Order.status,), ("open", "fulfilled", "canceled")),
                       Filter("opportunity", "ref", (Order.opportunity,))],
@@ -352,8 +359,9 @@ RESOURCES = [
                       Action("paid", "Record the payment (default: today).", _same("mark_paid", "paid_on"),
                              [F("paid_on", "date")]),
                       Action("cancel", "Cancel the invoice (an issued one keeps its number).",
-                             _same("cancel", "reason"), [REASON])],
-             lines=True, without=("pdf",), doc="Drafted from orders; numbered gaplessly and frozen when issued."),
+                             _same("cancel", "reason"), [REASON]),
+                      Action("lines", "Add a line to the draft invoice.", _add_line, LINE_INPUTS)],
+             lines=True, line_edit=True, without=("pdf",), doc="Drafted from orders; numbered gaplessly and frozen when issued."),
 ]
 BY_NAME = {r.name: r for r in RESOURCES}
 BY_MODEL = {r.model: r for r in RESOURCES}
@@ -719,6 +727,29 @@ def _register(resource):
                         methods=["PATCH"])
     for action in resource.actions:
         _register_action(resource, action)
+    if resource.line_edit:
+        _register_line_routes(resource)
+
+
+def _register_line_routes(resource):
+    def update_line(line_id, **_):
+        """Change one line through the document's update_line (one history event; If-Match honoured)."""
+        record = url_record(resource.arg)
+        values = parse_input(LINE_INPUTS + [F("version", "integer", minimum=0)], read_body())
+        version = expected_version(values)
+        record.update_line(g.user, line_id, version, **values)
+        return record_response(resource, record)
+
+    def remove_line(line_id, **_):
+        """Remove one line through the document's remove_line (If-Match honoured)."""
+        record = url_record(resource.arg)
+        if not record.remove_line(g.user, line_id, expected_version({})):
+            raise NotFound("That line is not on this document.")
+        return record_response(resource, record)
+
+    rule = f"/{resource.name}/<int:{resource.arg}>/lines/<int:line_id>"
+    bp.add_url_rule(rule, f"{resource.name}_update_line", update_line, methods=["PATCH"])
+    bp.add_url_rule(rule, f"{resource.name}_remove_line", remove_line, methods=["DELETE"])
 
 
 def _register_action(resource, action):
@@ -989,6 +1020,20 @@ def openapi_document(currency):
                     "requestBody": _body(name, any(f.required for f in action.inputs)),
                     "responses": {str(action.status): _record_answer(answer, f"The {answer.lower()} after the step."),
                                   **_errors(*WRITE_ERRORS)}}}
+        if resource.line_edit:
+            fields = LINE_INPUTS + [F("version", "integer", minimum=0, doc=VERSION_DOC)]
+            schemas[f"{title}LineUpdate"] = _object(fields, True)
+            line_param = {"name": "line_id", "in": "path", "required": True,
+                          "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}
+            answer = _record_answer(title, f"The {resource.singular} with its lines.")
+            paths[f"{PREFIX}/{resource.name}/{{{resource.arg}}}/lines/{{line_id}}"] = {
+                "parameters": [_path_param(resource), line_param],
+                "patch": {"operationId": f"update{title}Line", "summary": f"Change a line of a {resource.singular}",
+                          "tags": tag, "parameters": [IF_MATCH_PARAM], "requestBody": _body(f"{title}LineUpdate", True),
+                          "responses": {"200": answer, **_errors(*WRITE_ERRORS)}},
+                "delete": {"operationId": f"remove{title}Line", "summary": f"Remove a line of a {resource.singular}",
+                           "tags": tag, "parameters": [IF_MATCH_PARAM],
+                           "responses": {"200": answer, **_errors(*[c for c in WRITE_ERRORS if c not in (413, 415)])}}}
     paths[f"{PREFIX}/me"] = {"get": {"operationId": "me", "summary": "The token's user", "tags": ["Users"],
                                      "responses": {"200": {"description": "The user.", "content": {
                                          "application/json": {"schema": _ref("User")}}}, **_errors(401)}}}
