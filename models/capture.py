@@ -192,27 +192,3 @@ class CaptureForm(BaseModel):
         chosen = later[0] if later else members[0]
         type(self).update(last_assigned=chosen).where(type(self).id == self.id).execute()
         return chosen
-
-    def snippet(self, action_url):
-        """The HTML to paste into a website: a plain form posting to `action_url` (no script)."""
-        from markupsafe import escape
-        rows = []
-        for name in self.field_list:
-            required = " required" if name in self.required_list else ""
-            label = escape(FIELDS[name])
-            if name == "notes":
-                control = f'<textarea name="notes" rows="4"{required}></textarea>'
-            elif name == "purchase_timeframe":
-                from .lead import TIMEFRAMES
-                options = "".join(f'<option value="{t}">{t.capitalize()}</option>' for t in TIMEFRAMES)
-                control = f'<select name="purchase_timeframe"{required}><option value=""></option>{options}</select>'
-            else:
-                kind = {"email": "email", "phone": "tel"}.get(name, "text")
-                extra = ' inputmode="decimal"' if name == "budget_amount" else ""
-                control = f'<input type="{kind}" name="{name}"{extra}{required}>'
-            rows.append(f"  <p><label>{label}<br>{control}</label></p>")
-        honeypot = (f'  <p style="position:absolute;left:-10000px" aria-hidden="true"><label>Leave this empty'
-                    f'<input type="text" name="{HONEYPOT}" tabindex="-1" autocomplete="off"></label></p>')
-        return "\n".join([f'<form action="{escape(action_url)}" method="post" accept-charset="utf-8">', *rows,
-                          honeypot, '  <p><button type="submit">Send</button></p>', "</form>"])
-

@@ -61,10 +61,16 @@ def _form(form_id):
     return form
 
 
+def snippet(form, action_url):
+    """The HTML to paste into a website: the form's fields as a plain form posting to `action_url`."""
+    return render_template("capture/snippet.html", form=form, action_url=action_url, labels=FIELDS,
+                           timeframes=TIMEFRAMES, honeypot=HONEYPOT).strip()
+
+
 def _edit_page(form, status=200, errors=None, values=None):
     public_url = url_for("public.form", key=form.key, _external=True)
     return render("capture/edit.html", None, status, form=form, errors=errors or {}, values=values,
-                  public_url=public_url, snippet=form.snippet(public_url), **_choices())
+                  public_url=public_url, snippet=snippet(form, public_url), **_choices())
 
 
 @bp.get("/<int:form_id>")
