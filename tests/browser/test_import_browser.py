@@ -81,3 +81,42 @@ def test_import_leads_from_csv(page, app, screenshot):
     page.get_by_role("link", name="Go to leads").click()
     page.locator("#list", has_text="Person 57").wait_for()
     assert page.console_errors == []
+
+
+def _card(name, email, company):
+    return f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{name}\r\nORG:{company}\r\nEMAIL:{email}\r\nEND:VCARD\r\n".encode("utf-8")
+
+
+def test_a_folder_of_business_cards_then_a_cancelled_upload(page, app, screenshot):
+    """Several .vcf files chosen at once become one import of leads; an upload can be cancelled."""
+    page.goto(f"{page.base}/imports?kind=lead")
+    cards = [{"name": f"card-{i}.vcf", "mimeType": "text/vcard",
+              "buffer": _card(f"Visitor {i}", f"visitor{i}@fair.example", f"Stand {i} GmbH")} for i in range(6)]
+    page.set_input_files("#f-file", files=cards)
+    page.get_by_role("button", name="Upload and map columns").click()
+    page.locator("#import-mapping").wait_for()
+    assert "card-0.vcf and 5 more vCard files" in page.locator("main").inner_text()
+    page.get_by_role("button", name="Show the preview").click()
+    page.locator("#import-preview").wait_for()
+    page.get_by_label("Skip the row (keep the existing record)").check()
+    page.get_by_label("Only the valid rows: invalid rows are skipped and listed in the report").check()
+    page.get_by_role("button", name="Start import").click()
+    page.locator("#import-report").wait_for()
+    assert page.locator('#import-report [data-count="created"]').inner_text() == "6"
+    with db.connection_context():
+        assert Lead.select().where(Lead.email.endswith("@fair.example")).count() == 6
+
+    page.goto(f"{page.base}/imports?kind=lead")
+    page.set_input_files("#f-file", files=[{"name": "later.csv", "mimeType": "text/csv",
+                                            "buffer": b"Name,Email\nLate Larry,larry@example.com\n"}])
+    page.get_by_role("button", name="Upload and map columns").click()
+    page.locator("#import-mapping").wait_for()
+    page.locator(".import-cancel").scroll_into_view_if_needed()
+    screenshot(page, "import-8-cancel")
+    page.get_by_role("button", name="Cancel this import").click()
+    page.locator("#import-report").wait_for()
+    assert "Import cancelled" in page.locator("#import-report").inner_text()
+    assert page.locator(".import-cancel").count() == 0
+    screenshot(page, "import-9-cancelled")
+    with db.connection_context():
+        assert Lead.select().where(Lead.email == "larry@example.com").count() == 0
