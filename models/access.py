@@ -102,14 +102,16 @@ def load(model, pk, user, write=False):
     def run(for_write):  # a prepared query: every request that names a record asks this
         return first(prepared((model, "load", scope_key(user, for_write)), lambda: visible(
             model, user, for_write).where(model._meta.primary_key == Param("pk")), **values))
+    if not write:
+        return run(False)
+    record = run(True)  # the usual case, a user changing what they may change: one query
+    if record is not None or scope_key(user, True) == scope_key(user, False):
+        return record
     record = run(False)
     if record is None:
         return None
-    if write and scope_key(user, True) != scope_key(user, False):
-        if run(True) is None:
-            raise Forbidden(f"You can read this {model.__name__.lower()} but not change it: "
-                            f"only {owner_name(record)} or a manager of the team can.")
-    return record
+    raise Forbidden(f"You can read this {model.__name__.lower()} but not change it: "
+                    f"only {owner_name(record)} or a manager of the team can.")
 
 
 def owner_name(record):
