@@ -35,11 +35,12 @@ from .lead import Lead
 from .party import Account, Contact
 from .user import User
 from .vcard import COLUMNS as VCARD_COLUMNS, VCardError, iter_cards, looks_like_vcard
+from .xlsx import Workbook, XlsxError
 
 MAX_BYTES = 32 * 1024 * 1024
 MAX_COLUMNS = 200
 MAX_LINE_BYTES = 1024 * 1024
-MAX_XLSX_ROWS = 10000
+MAX_XLSX_ROWS = 100000
 MAX_FILES = 500  # vCard files in one upload
 PREVIEW_ROWS = 20
 CHUNK_ROWS = 1000
@@ -302,54 +303,27 @@ def combine_vcards(uploads, target):
 
 
 def xlsx_to_csv(source, target):
-    """Copy the first worksheet of an XLSX file into a UTF-8 CSV file, row by row (openpyxl read-only:
-    constant memory). Numbers keep their written digits (no float arithmetic), dates become ISO dates."""
-    import zipfile
-
-    from openpyxl import load_workbook
+    """Copy the first worksheet of an XLSX file into a UTF-8 CSV file, row by row (models/xlsx.py:
+    streamed, bounded memory; cells as a person would type them, dates as ISO dates)."""
     try:
-        workbook = load_workbook(source, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
-        raise FileProblem(f"This is not a readable XLSX workbook ({type(exc).__name__}).") from None
+        workbook = Workbook(source)
+    except XlsxError as exc:
+        raise FileProblem(str(exc)) from None
     try:
-        sheet = workbook.worksheets[0] if workbook.worksheets else None
-        if sheet is None:
-            raise FileProblem("The workbook has no worksheet.")
-        if (sheet.max_row or 0) > MAX_XLSX_ROWS + 1:
-            raise FileProblem(f"The worksheet has {sheet.max_row - 1:,} rows; XLSX imports take at most "
-                              f"{MAX_XLSX_ROWS:,}. Save it as CSV (any size up to the upload limit).")
         count = 0
         with open(target, "w", encoding="utf-8", newline="") as out:
             writer = csv.writer(out)
-            for row in sheet.iter_rows(values_only=True):
+            for row in workbook.rows(max_columns=MAX_COLUMNS):
                 count += 1
                 if count > MAX_XLSX_ROWS + 1:
-                    raise FileProblem(f"XLSX imports take at most {MAX_XLSX_ROWS:,} rows: save the sheet as CSV.")
-                if len(row) > MAX_COLUMNS:
-                    row = row[:MAX_COLUMNS]
-                writer.writerow([_cell_text(v) for v in row])
+                    raise FileProblem(f"XLSX imports take at most {MAX_XLSX_ROWS:,} rows: save the sheet as CSV "
+                                      "(any size up to the upload limit).")
+                writer.writerow(row)
         return count
-    except FileProblem:
-        raise
-    except Exception as exc:  # openpyxl raises many kinds of errors on damaged workbooks
-        raise FileProblem(f"The workbook could not be read ({type(exc).__name__}).") from None
+    except XlsxError as exc:
+        raise FileProblem(str(exc)) from None
     finally:
         workbook.close()
-
-
-def _cell_text(value):
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        text = repr(value)  # the shortest digits that read back as the stored number; no arithmetic
-        return text[:-2] if text.endswith(".0") else text
-    if isinstance(value, datetime.datetime):
-        return value.date().isoformat() if value.time() == datetime.time() else value.isoformat(sep=" ")
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    return str(value).replace("\x00", "")
 
 
 def prepare_upload(path, filename, directory, token):

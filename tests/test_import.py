@@ -638,3 +638,123 @@ def test_http_cancel_button_and_report(app, logged_in):
     assert "/cancel" not in html
     assert logged_in.form_post(f"/imports/{job_id}/cancel").status_code == 303  # again: nothing to do
     assert "import-status-cancelled" in logged_in.get("/imports").get_data(as_text=True)
+
+
+def test_xlsx_reader_gives_cells_as_typed(tmp_path):
+    """The streaming reader (models/xlsx.py): texts shared and inline (rich text too), numbers with their
+    digits, booleans, dates and date-times by their number format (1900 and 1904 systems), formulas'
+    results, errors, empty cells and rows kept in place, only the first sheet, columns capped."""
+    import datetime
+
+    from openpyxl import Workbook as Book
+    from openpyxl.cell.rich_text import CellRichText, TextBlock
+    from openpyxl.cell.text import InlineFont
+
+    from models.xlsx import Workbook, is_date_format, serial_to_text
+    book = Book()
+    sheet = book.active
+    sheet.title = "Leads"
+    sheet.append(["Name", "Since", "Budget", "Active", "Met at", "Share"])
+    sheet.append(["Anna Berg", datetime.date(2026, 3, 31), 12000.5, True, datetime.datetime(2026, 4, 1, 9, 30), 0.1])
+    sheet.append(["Ben", None, 7, False, None, None])
+    sheet["A5"] = CellRichText(["Carl ", TextBlock(InlineFont(b=True), "Christensen")])
+    sheet["C5"] = "=C2*2"
+    sheet["D5"] = "#N/A"
+    sheet["G5"] = "beyond the cap"
+    sheet["B6"] = 45000
+    sheet["B6"].number_format = "dd.mm.yyyy"
+    sheet["C6"] = 45000
+    sheet["C6"].number_format = '#,##0.00 "days"'
+    book.create_sheet("Other")["A1"] = "not imported"
+    path = tmp_path / "leads.xlsx"
+    book.save(path)
+    workbook = Workbook(str(path))
+    rows = list(workbook.rows(max_columns=6))
+    workbook.close()
+    assert rows[0] == ["Name", "Since", "Budget", "Active", "Met at", "Share"]
+    assert rows[1] == ["Anna Berg", "2026-03-31", "12000.5", "yes", "2026-04-01 09:30:00", "0.1"]
+    assert rows[2] == ["Ben", "", "7", "no"]
+    assert rows[3] == []  # an empty row keeps its place: row numbers stay those of the sheet
+    assert rows[4][0] == "Carl Christensen" and rows[4][3] == "#N/A" and len(rows[4]) == 4
+    assert rows[5] == ["", "2023-03-15", "45000"]
+    assert is_date_format("yyyy-mm-dd hh:mm") and is_date_format("[$-409]mmm d, yyyy")
+    assert not is_date_format('0.00 "days"') and not is_date_format("General") and not is_date_format("[Red]0.0")
+    assert serial_to_text(0, date1904=True) == "1904-01-01" and serial_to_text(0.75) == "18:00:00"
+
+
+def test_xlsx_over_the_row_cap_is_refused_and_leaves_no_file(database, seller, tmp_path, monkeypatch):
+    from openpyxl import Workbook as Book
+
+    import models.imports as imports
+    book = Book(write_only=True)
+    sheet = book.create_sheet()
+    sheet.append(["Name", "Email"])
+    for i in range(30):
+        sheet.append([f"Person {i}", f"p{i}@example.com"])
+    path = tmp_path / "people.xlsx"
+    book.save(path)
+    job = _job(seller, tmp_path / "a", path.read_bytes(), filename="people.xlsx")
+    assert job.source_format == "xlsx" and len(job.sample) == 20
+    monkeypatch.setattr(imports, "MAX_XLSX_ROWS", 29)
+    with pytest.raises(FileProblem, match="at most 29 rows"):
+        _job(seller, tmp_path / "b", path.read_bytes(), filename="people.xlsx")
+    assert os.listdir(tmp_path / "b") == []
+
+
+def _handmade_xlsx(path, sheet_xml, date1904=False):
+    """An .xlsx as Excel writes it: shared strings (rich text, phonetic guides), styles with a custom date
+    format, two sheets whose first tab is stored as sheet2.xml, namespace prefixes in the sheet."""
+    import zipfile
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    parts = {
+        "[Content_Types].xml": '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>',
+        "xl/workbook.xml": f'<?xml version="1.0"?><workbook xmlns="{main}" xmlns:r="{rel}">'
+                           f'<workbookPr date1904="{int(date1904)}"/><sheets><sheet name="Messe" sheetId="2" r:id="rId7"/>'
+                           '<sheet name="Old" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": '<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+                                      '<Relationship Id="rId1" Type="x" Target="worksheets/sheet1.xml"/>'
+                                      '<Relationship Id="rId7" Type="x" Target="/xl/worksheets/sheet2.xml"/></Relationships>',
+        "xl/sharedStrings.xml": f'<?xml version="1.0"?><sst xmlns="{main}" count="4" uniqueCount="4">'
+                                '<si><t>Name</t></si><si><t xml:space="preserve">Met on </t></si>'
+                                '<si><r><t>Jürgen </t></r><r><rPr><b/></rPr><t>Müller &amp; Söhne</t></r></si>'
+                                '<si><t>山田</t><rPh sb="0" eb="2"><t>ヤマダ</t></rPh></si></sst>',
+        "xl/styles.xml": f'<?xml version="1.0"?><styleSheet xmlns="{main}"><numFmts count="1">'
+                         '<numFmt numFmtId="164" formatCode="dd/mm/yyyy;@"/></numFmts>'
+                         '<cellXfs count="3"><xf numFmtId="0"/><xf numFmtId="164"/><xf numFmtId="4"/></cellXfs></styleSheet>',
+        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{main}"><sheetData><row r="1"><c r="A1" t="inlineStr">'
+                                    '<is><t>wrong sheet</t></is></c></row></sheetData></worksheet>',
+        "xl/worksheets/sheet2.xml": sheet_xml.replace("MAIN", main),
+    }
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in parts.items():
+            archive.writestr(name, text)
+
+
+def test_xlsx_with_shared_strings_styles_and_the_first_tab(tmp_path):
+    from models.xlsx import Workbook
+    sheet = ('<x:worksheet xmlns:x="MAIN"><x:sheetData>'
+             '<x:row r="1"><x:c r="A1" t="s"><x:v>0</x:v></x:c><x:c r="B1" t="s"><x:v>1</x:v></x:c>'
+             '<x:c r="C1" t="inlineStr"><x:is><x:t>Amount</x:t></x:is></x:c></x:row>'
+             '<x:row r="2"><x:c r="A2" t="s"><x:v>2</x:v></x:c><x:c r="B2" s="1"><x:v>46112</x:v></x:c>'
+             '<x:c r="C2" s="2"><x:v>1234.5</x:v></x:c></x:row>'
+             '<x:row r="4"><x:c r="A4" t="s"><x:v>3</x:v></x:c><x:c r="C4" t="str"><x:f>A4</x:f><x:v>山田</x:v></x:c>'
+             '</x:row></x:sheetData></x:worksheet>')
+    _handmade_xlsx(tmp_path / "a.xlsx", sheet)
+    rows = list(Workbook(str(tmp_path / "a.xlsx")).rows())
+    assert rows == [["Name", "Met on ", "Amount"], ["Jürgen Müller & Söhne", "2026-03-31", "1234.5"], [],
+                    ["山田", "", "山田"]]
+    _handmade_xlsx(tmp_path / "b.xlsx", sheet, date1904=True)
+    assert list(Workbook(str(tmp_path / "b.xlsx")).rows())[1][1] == "2030-04-01"
+
+
+@pytest.mark.parametrize("sheet, message", [
+    ('<worksheet xmlns="MAIN"><sheetData><row><c t="s"><v>99</v></c></row></sheetData></worksheet>',
+     "refers to a text the workbook does not have"),
+    ('<worksheet xmlns="MAIN"><sheetData><row><c><v>1</v></c>', "could not be read"),
+])
+def test_damaged_xlsx_sheets_are_refused_with_a_message(database, seller, tmp_path, sheet, message):
+    _handmade_xlsx(tmp_path / "bad.xlsx", sheet)
+    with pytest.raises(FileProblem, match=message):
+        _job(seller, tmp_path / "imports", (tmp_path / "bad.xlsx").read_bytes(), filename="bad.xlsx")
+    assert os.listdir(tmp_path / "imports") == []
