@@ -52,6 +52,8 @@ POLICIES = {"skip": "Skip the row (keep the existing record)",
             "create": "Create a new record anyway"}
 MODES = {"all": "All or nothing: if any row is invalid, nothing is imported",
          "valid": "Only the valid rows: invalid rows are skipped and listed in the report"}
+MULTILINE_FIELDS = ("notes", "description")  # fields that keep line breaks; others get them joined by ", "
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
 STATUSES = ("uploaded", "mapped", "running", "done", "failed", "cancelled")
 ABANDONED_DAYS = 7  # an upload never started is cancelled and its file removed after this
 STALLED_DAYS = 30  # a running import nobody came back to, likewise
@@ -445,7 +447,11 @@ class Kind:
         data = {}
         for index, field in enumerate(mapping):
             if field and index < len(cells):
-                value = (cells[index] or "").strip() if field != "notes" else (cells[index] or "").strip("\r\n ")
+                value = cells[index] or ""
+                if field in MULTILINE_FIELDS:
+                    value = value.strip("\r\n ")
+                else:  # a street on two lines in a vCard, an Alt+Enter in a spreadsheet cell
+                    value = _LINE_BREAKS.sub(", ", value.strip())
                 if value:
                     data[field] = value
         first, last = data.pop("first_name", ""), data.pop("last_name", "")
@@ -826,14 +832,21 @@ class ImportJob(BaseModel):
                              mapping_json=json.dumps(guess_mapping(kind, header)), **fields)
         return job
 
+    def _lock_for_mapping(self):
+        """Re-read the job under its lock (inside a write transaction); NotAllowed once it started or ended."""
+        self.__data__ = dict(ImportJob.get_locked(self.id).__data__)
+        if self.status == "cancelled":
+            raise NotAllowed("This import was cancelled; upload the file again to import it.")
+        if self.status not in ("uploaded", "mapped"):
+            raise NotAllowed("This import has already started; what it imports and how can no longer change.")
+
     def choose_kind(self, kind):
         """Import the rows as another kind of record: the mapping is guessed again for its fields."""
-        if self.status not in ("uploaded", "mapped"):
-            raise NotAllowed("This import has already started; what it imports can no longer change.")
         if kind not in self.kinds:
             raise ValidationError("Choose what to import.", {"kind": "Choose one of: " + ", ".join(
                 KIND_LABELS[k][1] for k in self.kinds) + "."})
         with write_transaction():
+            self._lock_for_mapping()
             self.kind, self.status = kind, "uploaded"
             self.mapping_json = json.dumps(guess_mapping(kind, self.header))
             self.updated_at = now()
@@ -841,8 +854,6 @@ class ImportJob(BaseModel):
 
     def set_mapping(self, kind, mapping):
         """Choose the kind of records and the field of each column (checked); back to the preview."""
-        if self.status not in ("uploaded", "mapped"):
-            raise NotAllowed("This import has already started; its mapping can no longer change.")
         if kind not in KINDS:
             raise ValidationError("Choose what to import.", {"kind": "Choose leads, accounts, contacts or products."})
         header = self.header
@@ -850,6 +861,7 @@ class ImportJob(BaseModel):
         mapping += [""] * (len(header) - len(mapping))
         check_mapping(kind, mapping)
         with write_transaction():
+            self._lock_for_mapping()
             self.kind, self.mapping_json, self.status = kind, json.dumps(mapping), "mapped"
             self.updated_at = now()
             self.save()
@@ -899,7 +911,9 @@ class ImportJob(BaseModel):
         if self.status != "running":
             return False
         path = self.path(directory)
-        if not os.path.exists(path):
+        try:
+            source = open(path, "rb")
+        except FileNotFoundError:  # removed by a cancel (or by hand) since this job was read
             self._finish("failed", "The uploaded file is no longer there; upload it again.")
             return True
         kind = KINDS[self.kind](self.owner)
@@ -909,7 +923,7 @@ class ImportJob(BaseModel):
         last = first - 1
         deadline = time.monotonic() + seconds
         mapping = self.mapping
-        with open(path, "rb") as fh:
+        with source as fh:
             for number, cells, after in self.records(fh, self.position, first):
                 outcomes.append(RowOutcome(number, kind.row_data(mapping, cells)))
                 end, last = after, number
@@ -967,44 +981,71 @@ class ImportJob(BaseModel):
             if not self.may_cancel:
                 raise NotAllowed("Every row was valid and they are being saved now: an all-or-nothing import "
                                  "cannot stop halfway. It finishes in a moment.")
-            if self.status == "running" and self.phase == "write" and (self.created_count or self.updated_count):
-                rows = "cards" if self.source_format == "vcf" else "rows"
-                self.message = (f"Stopped after {self.rows_read:,} {rows}: the {self.created_count:,} imported and "
-                                f"{self.updated_count:,} updated before that stay; the rest of the file was not read.")
-            else:
-                self.message = "Cancelled: nothing was imported."
-            self.status, self.finished_at, self.updated_at = "cancelled", now(), now()
-            self.save()
+            self._end_cancelled("Stopped" if self.kept_records else "Cancelled")
         _remove(self.path(directory))
         return True
+
+    @property
+    def kept_records(self):
+        """True when rows were already saved (an import of the valid rows, stopped while writing)."""
+        return bool(self.created_count or self.updated_count)
+
+    @property
+    def cancel_effect(self):
+        """What cancelling now does, said beside the button."""
+        if self.status == "running" and self.phase == "write":
+            return "Rows saved so far stay; the rest of the file is not read."
+        return "Nothing has been saved yet; the uploaded file is deleted."
+
+    @property
+    def has_report(self):
+        """False for an import cancelled before it read a row (there is nothing to report)."""
+        return self.status != "cancelled" or self.rows_read > 0
+
+    def _end_cancelled(self, headline):
+        """Mark the (locked) job cancelled; the message says what was kept."""
+        if self.kept_records:
+            rows = "cards" if self.source_format == "vcf" else "rows"
+            self.message = (f"{headline} after {self.rows_read:,} {rows}: the {self.created_count:,} imported and "
+                            f"{self.updated_count:,} updated before that stay; the rest of the file was not read.")
+        else:
+            self.message = f"{headline}: nothing was imported."
+        self.status, self.finished_at, self.updated_at = "cancelled", now(), now()
+        self.save()
 
     @classmethod
     def purge_abandoned(cls, directory):
         """Cancel uploads not started within ABANDONED_DAYS and imports left running for STALLED_DAYS,
         removing their files; and remove temporary files of uploads that were interrupted."""
         moment = now()
-        stale = cls.select().where(
-            (cls.status.in_(["uploaded", "mapped"]) & (cls.updated_at < moment - datetime.timedelta(days=ABANDONED_DAYS)))
-            | ((cls.status == "running") & (cls.updated_at < moment - datetime.timedelta(days=STALLED_DAYS))))
-        for job in stale:
+        abandoned = moment - datetime.timedelta(days=ABANDONED_DAYS)
+        stalled = moment - datetime.timedelta(days=STALLED_DAYS)
+
+        def stale(job):
+            return job.updated_at < (stalled if job.status == "running" else abandoned) and not job.finished
+        for job in cls.select().where((cls.status.in_(["uploaded", "mapped"]) & (cls.updated_at < abandoned))
+                                      | ((cls.status == "running") & (cls.updated_at < stalled))):
             with write_transaction():
-                locked = ImportJob.get_locked(job.id)
-                if locked.finished:
+                job.__data__ = dict(ImportJob.get_locked(job.id).__data__)
+                if not stale(job):  # worked on since the list was read
                     continue
-                locked.status, locked.finished_at, locked.updated_at = "cancelled", moment, moment
-                locked.message = (f"Not started within {ABANDONED_DAYS} days" if job.status != "running" else
-                                  f"Left unfinished for {STALLED_DAYS} days") + ": cancelled and its file removed."
-                locked.save()
+                job._end_cancelled(f"Not started within {ABANDONED_DAYS} days, cancelled" if job.status != "running"
+                                   else f"Left unfinished for {STALLED_DAYS} days, stopped")
             _remove(job.path(directory))
-        if os.path.isdir(directory):
-            cutoff = time.time() - 24 * 3600
-            for name in os.listdir(directory):
-                path = os.path.join(directory, name)
+        cutoff = time.time() - 24 * 3600
+        for name in (os.listdir(directory) if os.path.isdir(directory) else []):
+            path = os.path.join(directory, name)
+            try:
                 if name.startswith("upload-") and name.endswith(".part") and os.path.getmtime(path) < cutoff:
-                    _remove(path)
+                    os.remove(path)
+            except OSError:  # another upload removed its own file meanwhile
+                pass
 
     def _finish(self, status, message):
         with write_transaction():
+            self.__data__ = dict(ImportJob.get_locked(self.id).__data__)
+            if self.finished:  # cancelled meanwhile: that stays
+                return
             self.status, self.message, self.finished_at, self.updated_at = status, message, now(), now()
             self.save()
 

@@ -758,3 +758,38 @@ def test_damaged_xlsx_sheets_are_refused_with_a_message(database, seller, tmp_pa
     with pytest.raises(FileProblem, match=message):
         _job(seller, tmp_path / "imports", (tmp_path / "bad.xlsx").read_bytes(), filename="bad.xlsx")
     assert os.listdir(tmp_path / "imports") == []
+
+
+def test_line_breaks_in_single_line_fields_are_joined_not_refused(database, seller, tmp_path):
+    """A two-line street in a vCard or an Alt+Enter in a spreadsheet cell imports; notes keep their lines."""
+    card = ("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Hanna Hof\r\nEMAIL:hanna@hof.example\r\n"
+            "ADR;TYPE=work:;;Hauptstr. 1\\nHinterhaus;Berlin;;10115;Germany\r\nNOTE:First line\\nSecond line\r\n"
+            "END:VCARD\r\n")
+    job = _run(_job(seller, tmp_path / "a", card, filename="hanna.vcf", kind="contact"), tmp_path / "a", mode="all")
+    assert job.created_count == 1 and job.invalid_count == 0
+    hanna = Contact.get(Contact.email == "hanna@hof.example")
+    assert hanna.street == "Hauptstr. 1, Hinterhaus" and hanna.notes.startswith("First line\nSecond line")
+    sheet = 'Name,Company,Email\n"Ivo\nIvanov","Acme\r\nEurope GmbH",ivo@acme.example\n'
+    _run(_job(seller, tmp_path / "b", sheet), tmp_path / "b", mode="all")
+    ivo = Lead.get(Lead.email == "ivo@acme.example")
+    assert (ivo.name, ivo.company) == ("Ivo, Ivanov", "Acme, Europe GmbH")
+
+
+def test_a_step_or_mapping_that_read_the_job_before_a_cancel_changes_nothing(database, seller, tmp_path):
+    """Two tabs, or a poll in flight: what was read before the cancel cannot revive or fail the job."""
+    from models import NotAllowed
+    rows = "Name,Email\n" + "".join(f"Person {i},p{i}@example.com\n" for i in range(10))
+    running = _stepped(_job(seller, tmp_path, rows), tmp_path, 1, "valid")
+    stale = ImportJob.get_by_id(running.id)
+    ImportJob.get_by_id(running.id).cancel(str(tmp_path))  # another request cancels; the file is gone
+    assert stale.step(str(tmp_path)) is True  # finds no file ...
+    assert ImportJob.get_by_id(running.id).status == "cancelled"  # ... and leaves the cancel as it is
+    mapped = _job(seller, tmp_path / "b", rows)
+    mapped.set_mapping("lead", mapped.mapping)
+    stale = ImportJob.get_by_id(mapped.id)
+    ImportJob.get_by_id(mapped.id).cancel(str(tmp_path / "b"))
+    with pytest.raises(NotAllowed, match="was cancelled"):
+        stale.set_mapping("lead", stale.mapping)
+    with pytest.raises(NotAllowed, match="was cancelled"):
+        stale.choose_kind("contact")
+    assert ImportJob.get_by_id(mapped.id).status == "cancelled"
