@@ -275,6 +275,17 @@ def vcard_records(fh, offset):
         raise FileProblem(str(exc)) from None
 
 
+def extension_of(filename):
+    """'Leads.CSV' -> 'csv' ('' without one)."""
+    return filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+
+
+def check_file_count(count):
+    """FileProblem (413) when more files come at once than one import takes."""
+    if count > MAX_FILES:
+        raise FileProblem(f"At most {MAX_FILES} files at once: upload the rest in another import.", 413)
+
+
 def combine_vcards(uploads, target):
     """Write the cards of several .vcf files [(path, file name)] into one file `target`, in order.
 
@@ -283,8 +294,7 @@ def combine_vcards(uploads, target):
     UTF-8 byte-order mark is dropped, UTF-16 is refused as for a single file."""
     with open(target, "wb") as out:
         for path, name in uploads:
-            extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-            if FORMATS.get(extension) != "vCard":
+            if FORMATS.get(extension_of(name)) != "vCard":
                 raise FileProblem(f"{name}: several files at once can only be vCard (.vcf) files; "
                                   "upload a CSV or XLSX file on its own.", 415)
             with open(path, "rb") as fh:
@@ -334,7 +344,7 @@ def prepare_upload(path, filename, directory, token):
     size = os.path.getsize(path)
     if size == 0:
         raise FileProblem("The file is empty.")
-    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    extension = extension_of(filename)
     if extension not in FORMATS:
         raise FileProblem("Upload a .csv, .xlsx or .vcf file (this file's name ends in "
                           f"{'.' + extension if extension else 'no extension'}).", 415)
@@ -788,10 +798,9 @@ class ImportJob(BaseModel):
     def create_from_uploads(cls, actor, kind, uploads, directory):
         """Register uploaded files [(path, file name)] as one import: a single file of any format, or
         several vCard files (a folder of business cards), whose cards are read as one file."""
+        check_file_count(len(uploads))
         if len(uploads) == 1:
             return cls.create_from_upload(actor, kind, *uploads[0], directory)
-        if len(uploads) > MAX_FILES:
-            raise FileProblem(f"At most {MAX_FILES} files at once: upload the rest in another import.")
         os.makedirs(directory, exist_ok=True)
         combined = os.path.join(directory, f"upload-{secrets.token_hex(8)}.vcf.part")
         try:
@@ -810,7 +819,7 @@ class ImportJob(BaseModel):
             raise ValidationError("Choose what to import.", {"kind": "Choose leads, accounts, contacts or products."})
         os.makedirs(directory, exist_ok=True)
         token = secrets.token_hex(12)
-        extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "dat"
+        extension = extension_of(filename)
         stored = os.path.join(directory, f"{token}.{extension if extension in FORMATS else 'dat'}")
         os.replace(path, stored) if os.path.dirname(path) == directory else _copy(path, stored)
         try:

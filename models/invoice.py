@@ -90,7 +90,7 @@ class Invoice(Tracked, HasLines, BaseModel):
     @classmethod
     def create_from_order(cls, actor, order):
         """A draft invoice with the order's lines; one live invoice per order (checked under the order's lock)."""
-        settings = Settings.load()
+        settings = Settings.load(logo=False)
         with write_transaction():
             order.reload_locked()
             if order.invoice is not None:
@@ -131,7 +131,7 @@ class Invoice(Tracked, HasLines, BaseModel):
         if not self.account_id and not self.contact_id:
             missing["customer"] = "Choose the customer."
         from .documents import issue_missing as e_invoice_missing
-        missing.update(e_invoice_missing(self, Settings.load()))
+        missing.update(e_invoice_missing(self, Settings.load(logo=False)))
         return missing
 
     def issue(self, actor, expected_version=None, issue_date=None, sync=True):

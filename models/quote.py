@@ -75,7 +75,7 @@ class Quote(Tracked, HasLines, BaseModel):
     @classmethod
     def create_from_opportunity(cls, actor, opportunity, number=None, revision=1):
         """A draft quote with the opportunity's lines, customer, validity and payment terms."""
-        settings = Settings.load()
+        settings = Settings.load(logo=False)
         with write_transaction():
             quote = cls.create(
                 number=number or NumberSequence.next_value("quote"), revision=revision,

@@ -4,6 +4,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .base import BaseModel, Param, first, now, prepared, write_transaction
 from .errors import NotAllowed, ValidationError
+from .validation import FORBIDDEN_TEXT
 
 ROLES = ("seller", "manager", "admin")
 MIN_PASSWORD = 10
@@ -49,8 +50,9 @@ class Team(BaseModel):
         name = (name or "").strip()
         if not name or len(name) > 80:
             raise ValidationError("The team could not be created.", {"name": "Give the team a name (at most 80 characters)."})
-        if "\x00" in name:
-            raise ValidationError("The team could not be created.", {"name": "Contains characters that are not allowed."})
+        if FORBIDDEN_TEXT.search(name) or "\n" in name or "\r" in name:
+            raise ValidationError("The team could not be created.",
+                                  {"name": "Contains control characters or line breaks that are not allowed."})
         if cls.select().where(cls.name == name).exists():
             raise ValidationError("The team could not be created.", {"name": "A team with this name exists."})
         with write_transaction():
@@ -100,8 +102,8 @@ class User(BaseModel):
         errors = {}
         if not email or "@" not in email or len(email) > 254 or any(c.isspace() or not c.isprintable() for c in email):
             errors["email"] = "Enter a valid email address."
-        if "\x00" in (name or ""):
-            errors["name"] = "Contains characters that are not allowed."
+        if FORBIDDEN_TEXT.search(name or "") or "\n" in (name or "") or "\r" in (name or ""):
+            errors["name"] = "Contains control characters or line breaks that are not allowed."
         problem = password_problem(password, email)
         if problem:
             errors["password"] = problem
@@ -151,8 +153,8 @@ class User(BaseModel):
             name = name.strip()
             if not name or len(name) > 120:
                 errors["name"] = "Give a name of at most 120 characters."
-            elif "\x00" in name:
-                errors["name"] = "Contains characters that are not allowed."
+            elif FORBIDDEN_TEXT.search(name) or "\n" in name or "\r" in name:
+                errors["name"] = "Contains control characters or line breaks that are not allowed."
             elif name != self.name:
                 changes["name"] = name
         if active is not None and bool(active) != self.active:

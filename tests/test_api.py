@@ -573,3 +573,19 @@ def test_schemathesis_against_own_openapi_document(app, request):
     assert not failures, "\n\n".join(failures[:5])
     assert calls[0] >= len(operations) * 4
     assert elapsed < 60
+
+
+def test_ids_beyond_what_the_database_holds_are_404_and_line_routes_name_their_methods(team, app):
+    users, leads, clients = team
+    api = clients["sam"]
+    for method, path in (("GET", "/quotes/100000000000000000000"), ("PATCH", "/leads/2147483648"),
+                         ("PATCH", "/quotes/1/lines/100000000000000000000"),
+                         ("DELETE", "/invoices/1/lines/99999999999999999999")):
+        assert_error(api.call(method, path, {} if method != "GET" else None), 404)
+    wrong = api.call("PUT", "/quotes/1/lines/1", {})
+    assert_error(wrong, 405)
+    assert wrong.headers["Allow"] == "PATCH, DELETE"
+    from clients import HtmxClient
+    web = HtmxClient(app.test_client())
+    web.login("sam@example.com")
+    assert web.get("/leads/100000000000000000000").status_code == 404

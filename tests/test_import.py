@@ -793,3 +793,12 @@ def test_a_step_or_mapping_that_read_the_job_before_a_cancel_changes_nothing(dat
     with pytest.raises(NotAllowed, match="was cancelled"):
         stale.choose_kind("contact")
     assert ImportJob.get_by_id(mapped.id).status == "cancelled"
+
+
+def test_http_too_many_files_at_once(app, logged_in):
+    from models.imports import MAX_FILES
+    card = b"BEGIN:VCARD\r\nFN:A\r\nEND:VCARD\r\n"
+    resp = _upload_many(logged_in, [(f"c{i}.vcf", card) for i in range(MAX_FILES + 1)])
+    assert resp.status_code == 413 and f"At most {MAX_FILES} files at once" in resp.get_data(as_text=True)
+    assert os.listdir(os.path.join(app.config["INSTANCE_PATH"], "imports")) == []
+    assert _upload_many(logged_in, [(f"c{i}.vcf", card) for i in range(MAX_FILES)]).status_code == 303

@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException, default_exceptions
 from models import (Account, ApiToken, Contact, DomainError, Invoice, Lead, NotFound, Opportunity, Order, Product,
                     Quote, RuleNotMet, StaleVersion, User)
 from models.base import write_transaction
+from models.validation import FORBIDDEN_TEXT
 from models.catalog import UNITS
 from models.lead import DISQUALIFY_REASONS, RATINGS, SOURCES, STATUSES as LEAD_STATUSES, TIMEFRAMES
 from models.opportunity import COLUMN_LABELS, COLUMNS, LOST_REASONS, REVENUE_MODES, STAGES
@@ -492,12 +493,9 @@ def read_body():
 
 
 def _text_problem(value):
-    if "\x00" in value:
-        return "Contains characters that are not allowed."
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "Contains characters that are not allowed."
+    """The models' rule for text (models/validation.py), also applied to query parameters."""
+    if FORBIDDEN_TEXT.search(value):
+        return "Contains control characters that are not allowed."
     return None
 
 
@@ -790,7 +788,7 @@ def unknown(path):
     """Any other address under /api/v1: 405 when the path exists for other methods, else 404."""
     adapter = current_app.url_map.bind_to_environ(request.environ)
     allowed = []
-    for method in ("GET", "POST", "PATCH"):
+    for method in ("GET", "POST", "PATCH", "DELETE"):
         try:
             endpoint, _ = adapter.match(method=method)
         except HTTPException:

@@ -7,8 +7,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from models import DomainError, ValidationError
 from models.base import connection
-from models.imports import (CHUNK_ROWS, DUPLICATE_RULES, KIND_FIELDS, KIND_LABELS, KINDS, MAX_BYTES, MODES, POLICIES,
-                            FileProblem, ImportJob, duplicate_text)
+from models.imports import (CHUNK_ROWS, DUPLICATE_RULES, KIND_FIELDS, KIND_LABELS, KINDS, MAX_BYTES, MAX_FILES, MODES,
+                            POLICIES, FileProblem, ImportJob, check_file_count, duplicate_text)
 
 from .common import is_htmx, render
 
@@ -29,6 +29,7 @@ def allow_import_uploads(endpoint, values):
     the CSRF check reads the form)."""
     if endpoint == "imports.upload" and session.get("uid") is not None:
         request.max_content_length = _max_bytes() + 64 * 1024
+        request.max_form_parts = 4 * MAX_FILES  # a folder of vCards is one part per file; too many: said below
 
 
 @bp.errorhandler(RequestEntityTooLarge)
@@ -76,6 +77,7 @@ def upload():
     os.makedirs(directory, exist_ok=True)
     uploads = []
     try:
+        check_file_count(len(files))  # before any is written to disk
         total = 0
         for file in files:
             temporary = os.path.join(directory, f"upload-{secrets.token_hex(8)}.part")
