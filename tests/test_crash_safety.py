@@ -180,11 +180,11 @@ def op_paid(rng, actor):
 OPS = [(op_move, 50), (op_lines, 20), (op_field, 12), (op_issue, 6), (op_invoice_move, 4), (op_paid, 4)]
 
 
-def run_writer(log_dir, actor_id, seed):
-    """The writer loop of a forked child: random operations until killed (or WRITER_LIFETIME)."""
+def run_writer(fd, actor_id, seed):
+    """The writer loop of a forked child: random operations until killed (or WRITER_LIFETIME), logged to
+    `fd` (opened by the zygote before the fork, so a writer killed at once still has its log)."""
     from models import DomainError, User, db
     rng = random.Random(seed)
-    fd = os.open(os.path.join(log_dir, f"writer-{os.getpid()}.jsonl"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def log(**entry):
         entry["t"] = round(time.monotonic(), 4)
@@ -218,14 +218,17 @@ def zygote(url, log_dir, actor_id):
     warm_up()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     print("ready", flush=True)
-    for line in sys.stdin:
+    for number, line in enumerate(sys.stdin):
         command = line.split()
         if not command or command[0] != "spawn":
             break
+        fd = os.open(os.path.join(log_dir, f"writer-{number:04d}.jsonl"), os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                     0o600)
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            run_writer(log_dir, int(actor_id), int(command[1]))
+            run_writer(fd, int(actor_id), int(command[1]))
+        os.close(fd)
         print(pid, flush=True)
 
 
@@ -301,7 +304,7 @@ def kill_and_wait(pid, timeout=10):
 
 
 def read_logs(log_dir):
-    """{pid: [entries]} of every writer; a torn last line (killed mid-write) is dropped."""
+    """{writer number: [entries]} of every writer; a torn last line (killed mid-write) is dropped."""
     logs = {}
     for name in sorted(os.listdir(log_dir)):
         if not name.startswith("writer-"):
@@ -497,10 +500,10 @@ def assert_invariants(url):
 def assert_durable(logs):
     """Everything a writer logged (after its COMMIT) is in the database."""
     committed = 0
-    for pid, entries in logs.items():
+    for writer, entries in logs.items():
         for entry in entries:
             if "error" in entry and "refused" not in entry:
-                raise AssertionError(f"writer {pid} failed:\n{entry['error']}")
+                raise AssertionError(f"writer {writer} failed:\n{entry['error']}")
             if entry.get("op") in (None, "noop"):
                 continue
             committed += 1
