@@ -85,6 +85,7 @@ def load_config(config=None):
 def create_app(config=None):
     """Build the Flask app: config, database binding (and SQLite migrations), blueprints, CLI."""
     from models import db
+    from models.base import refresh_statistics
     from models.schema import bind, upgrade
     from views import register
     from models.security import client_ip
@@ -100,6 +101,7 @@ def create_app(config=None):
     bind(url)
     if url.startswith("sqlite") and not app.config.get("SKIP_MIGRATIONS"):
         upgrade()
+        refresh_statistics(force=True)
     elif not url.startswith("sqlite"):
         from models.schema import pending
         waiting = pending()
@@ -152,6 +154,8 @@ def create_app(config=None):
 
     @app.teardown_request
     def close_connection(exc):
+        if exc is None:
+            refresh_statistics()  # at most hourly (SQLite)
         if not db.is_closed():
             db.close()
 

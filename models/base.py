@@ -4,6 +4,7 @@ import datetime
 import fcntl
 import os
 import threading
+import time
 from decimal import Decimal, InvalidOperation, ROUND_HALF_UP
 
 from peewee import BigIntegerField, DatabaseProxy, Model, Node, PostgresqlDatabase, SelectBase, SqliteDatabase
@@ -319,3 +320,26 @@ def connection():
     finally:
         if opened and not db.is_closed():
             db.close()
+
+
+STATISTICS_EVERY = 3600  # seconds between refreshes of SQLite's query-planner statistics, per process
+ANALYSIS_LIMIT = 2000  # rows sampled per index: ANALYZE stays a few milliseconds on any size of database
+_STATISTICS = {"at": None}
+
+
+def refresh_statistics(force=False):
+    """SQLite: refresh the statistics its query planner chooses indexes by (bounded ANALYZE) — at start,
+    after an import, and at most hourly per process. Without them SQLite guesses, and on a large board
+    it reads every deal through the owner index instead of summing the column headers from their
+    covering index (5 ms instead of 2.5 ms for 10 000 deals). PostgreSQL's autovacuum does this itself."""
+    if not isinstance(db.obj, SqliteDatabase) or db.obj.database in ("", ":memory:"):
+        return False
+    moment = time.monotonic()
+    if not force and _STATISTICS["at"] is not None and moment - _STATISTICS["at"] < STATISTICS_EVERY:
+        return False
+    _STATISTICS["at"] = moment
+    with connection():
+        db.execute_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
+        with write_transaction():
+            db.execute_sql("ANALYZE")
+    return True

@@ -27,7 +27,7 @@ import unicodedata
 from peewee import BigIntegerField, CharField, DateTimeField, ForeignKeyField, IntegerField, TextField, fn
 
 from .access import user_id_of, visible_where
-from .base import BaseModel, db, now, write_transaction
+from .base import BaseModel, db, now, refresh_statistics, write_transaction
 from .catalog import Product
 from .errors import DomainError, NotAllowed, ValidationError
 from .history import HistoryEvent
@@ -964,6 +964,8 @@ class ImportJob(BaseModel):
             self.save()
         if self.finished:
             _remove(path)
+            if self.created_count:
+                refresh_statistics(force=True)  # the tables grew: let SQLite's planner know
         return True
 
     def _advance_phase(self):

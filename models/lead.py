@@ -70,6 +70,7 @@ class Lead(Tracked, BaseModel):
 
     class Meta:
         indexes = ((("status", "created_at"), False),)
+        # plus lead_board_stats, a covering index for the column headers' sums (migration 0006)
 
     @classmethod
     def access_rule(cls, user, write=False):

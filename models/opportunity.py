@@ -77,6 +77,7 @@ class Opportunity(Tracked, HasLines, BaseModel):
 
     class Meta:
         indexes = ((("column", "estimated_close_date"), False), (("owner", "column"), False))
+        # plus opportunity_board_stats, a covering index for the column headers' sums (migration 0006)
 
     @classmethod
     def access_rule(cls, user, write=False):

@@ -406,3 +406,36 @@ def test_invoicing_without_company_data_is_refused_with_every_reason_not_a_500(l
     with db.connection_context():
         fresh = Opportunity.get_by_id(opp.id)
         assert fresh.column == "fulfill" and fresh.version == opp.version
+
+
+def test_column_headers_are_summed_from_their_covering_index_once_statistics_exist(app, logged_in, user, tmp_path):
+    """SQLite picks indexes by the statistics the app refreshes (at start, after imports, hourly): with
+    them, the board's header sums read the covering index of migration 0006, not every deal's row."""
+    if not app.config["DATABASE_URL"].startswith("sqlite"):
+        pytest.skip("PostgreSQL keeps its statistics itself (autovacuum)")
+    from models.base import refresh_statistics
+    with db.connection_context():
+        owner = User.get_by_id(user.id)
+        rows = [{"topic": f"Deal {i}", "stage": "develop", "column": "develop", "status": "open", "probability": 20,
+                 "revenue_mode": "entered", "estimated_revenue": Decimal("100.00"), "owner": owner.id}
+                for i in range(300)]
+        Opportunity.insert_many(rows).execute()
+    assert refresh_statistics(force=True) is True
+    captured = []
+    original = db.obj.execute_sql
+
+    def spy(sql, params=None, *args, **kwargs):
+        if 'COUNT("t1"."id") AS "n"' in sql and '"opportunity"' in sql:
+            captured.append((sql, params))
+        return original(sql, params, *args, **kwargs)
+    db.obj.execute_sql = spy
+    try:
+        page = logged_in.get("/board").get_data(as_text=True)
+    finally:
+        db.obj.execute_sql = original
+    assert 'data-count="300"' in page
+    sql, params = captured[0]
+    with db.connection_context():
+        plan = " ".join(str(row[-1]) for row in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+        assert db.execute_sql("SELECT count(*) FROM sqlite_stat1 WHERE idx = 'opportunity_board_stats'").fetchone()[0]
+    assert "COVERING INDEX opportunity_board_stats" in plan, plan
