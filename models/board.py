@@ -133,9 +133,14 @@ def column_headers(flt, columns=None):
     headers = {stage: ColumnHeader(stage) for stage in COLUMNS}
     wanted = set(columns or COLUMNS)
     values = flt.values()
+    deal_columns = tuple(sorted(wanted - {"qualify"})) if columns else None  # None: every column
     if wanted - {"qualify"}:
-        stats = prepared(("opportunity-stats", flt.shape()),
-                         lambda: Opportunity.stats_query(flt.opportunity_where()), **values)
+        def build():  # after a move only the two columns it touched are summed (an index range each)
+            where = flt.opportunity_where()
+            if deal_columns is not None:
+                where &= Opportunity.column.in_(list(deal_columns))
+            return Opportunity.stats_query(where)
+        stats = prepared(("opportunity-stats", flt.shape(), deal_columns), build, **values)
         for column, (count, total, weighted) in Opportunity.column_stats_rows(stats).items():
             header = headers[column]
             header.count, header.total, header.weighted = count, total, weighted
