@@ -155,7 +155,10 @@ def create_app(config=None):
     @app.teardown_request
     def close_connection(exc):
         if exc is None:
-            refresh_statistics()  # at most hourly (SQLite)
+            try:
+                refresh_statistics()  # at most hourly (SQLite)
+            except Exception:  # statistics are an optimisation: never fail a finished request for them
+                app.logger.warning("refreshing SQLite's statistics failed", exc_info=True)
         if not db.is_closed():
             db.close()
 
