@@ -310,6 +310,14 @@ class BaseModel(Model):
             raise cls.DoesNotExist(f"{cls.__name__} {pk} does not exist.")
         return row
 
+    def reload_locked(self):
+        """Re-read this row inside the current write transaction (row lock on PostgreSQL)."""
+        fresh = type(self).get_locked(self.id)
+        self.__data__ = dict(fresh.__data__)
+        self._dirty = set()
+        self.__rel__ = {}
+        return self
+
 
 @contextlib.contextmanager
 def connection():

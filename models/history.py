@@ -76,14 +76,6 @@ class Tracked:
 
     record_type = None
 
-    def reload_locked(self):
-        """Re-read this row inside the current write transaction (row lock on PostgreSQL)."""
-        fresh = type(self).get_locked(self.id)
-        self.__data__ = dict(fresh.__data__)
-        self._dirty = set()
-        self.__rel__ = {}
-        return self
-
     def check_version(self, expected_version):
         """Refuse a change based on a stale read (expected_version None: caller does not care)."""
         if expected_version in (None, ""):

@@ -843,7 +843,7 @@ class ImportJob(BaseModel):
 
     def _lock_for_mapping(self):
         """Re-read the job under its lock (inside a write transaction); NotAllowed once it started or ended."""
-        self.__data__ = dict(ImportJob.get_locked(self.id).__data__)
+        self.reload_locked()
         if self.status == "cancelled":
             raise NotAllowed("This import was cancelled; upload the file again to import it.")
         if self.status not in ("uploaded", "mapped"):
@@ -986,7 +986,7 @@ class ImportJob(BaseModel):
         """Stop the import where it is and remove its file. Before anything was written nothing is
         imported; an import of only the valid rows keeps the chunks it already saved (and says so)."""
         with write_transaction():
-            self.__data__ = dict(ImportJob.get_locked(self.id).__data__)
+            self.reload_locked()
             if self.finished:
                 return False
             if not self.may_cancel:
@@ -1037,7 +1037,7 @@ class ImportJob(BaseModel):
         for job in cls.select().where((cls.status.in_(["uploaded", "mapped"]) & (cls.updated_at < abandoned))
                                       | ((cls.status == "running") & (cls.updated_at < stalled))):
             with write_transaction():
-                job.__data__ = dict(ImportJob.get_locked(job.id).__data__)
+                job.reload_locked()
                 if not stale(job):  # worked on since the list was read
                     continue
                 job._end_cancelled(f"Not started within {ABANDONED_DAYS} days, cancelled" if job.status != "running"
@@ -1054,7 +1054,7 @@ class ImportJob(BaseModel):
 
     def _finish(self, status, message):
         with write_transaction():
-            self.__data__ = dict(ImportJob.get_locked(self.id).__data__)
+            self.reload_locked()
             if self.finished:  # cancelled meanwhile: that stays
                 return
             self.status, self.message, self.finished_at, self.updated_at = status, message, now(), now()

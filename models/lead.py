@@ -155,6 +155,15 @@ class Lead(Tracked, BaseModel):
             HistoryEvent.write(actor, lead, "create", to_stage="qualify", note=note)
         return lead
 
+    @classmethod
+    def create_qualified(cls, actor, data, choices=None):
+        """A deal straight from a lead's fields `data` (a deal is born from a qualified lead, DESIGN §2):
+        the lead is created and qualified in one transaction, with the qualify `choices` (account /
+        contact to link); a refusal leaves nothing behind. Returns the opportunity."""
+        choices = choices or {}
+        with write_transaction():
+            return cls.create_lead(actor, **data).qualify(actor, **choices)
+
     def qualify_missing(self):
         """Fields that must be filled before the lead can be qualified (field -> message)."""
         missing = {}

@@ -4,7 +4,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .base import BaseModel, Param, first, now, prepared, write_transaction
 from .errors import NotAllowed, ValidationError
-from .validation import FORBIDDEN_TEXT
+from .validation import text_problem
 
 ROLES = ("seller", "manager", "admin")
 MIN_PASSWORD = 10
@@ -50,9 +50,8 @@ class Team(BaseModel):
         name = (name or "").strip()
         if not name or len(name) > 80:
             raise ValidationError("The team could not be created.", {"name": "Give the team a name (at most 80 characters)."})
-        if FORBIDDEN_TEXT.search(name) or "\n" in name or "\r" in name:
-            raise ValidationError("The team could not be created.",
-                                  {"name": "Contains control characters or line breaks that are not allowed."})
+        if text_problem(name):
+            raise ValidationError("The team could not be created.", {"name": text_problem(name)})
         if cls.select().where(cls.name == name).exists():
             raise ValidationError("The team could not be created.", {"name": "A team with this name exists."})
         with write_transaction():
@@ -102,8 +101,8 @@ class User(BaseModel):
         errors = {}
         if not email or "@" not in email or len(email) > 254 or any(c.isspace() or not c.isprintable() for c in email):
             errors["email"] = "Enter a valid email address."
-        if FORBIDDEN_TEXT.search(name or "") or "\n" in (name or "") or "\r" in (name or ""):
-            errors["name"] = "Contains control characters or line breaks that are not allowed."
+        if text_problem(name or ""):
+            errors["name"] = text_problem(name or "")
         problem = password_problem(password, email)
         if problem:
             errors["password"] = problem
@@ -153,8 +152,8 @@ class User(BaseModel):
             name = name.strip()
             if not name or len(name) > 120:
                 errors["name"] = "Give a name of at most 120 characters."
-            elif FORBIDDEN_TEXT.search(name) or "\n" in name or "\r" in name:
-                errors["name"] = "Contains control characters or line breaks that are not allowed."
+            elif text_problem(name):
+                errors["name"] = text_problem(name)
             elif name != self.name:
                 changes["name"] = name
         if active is not None and bool(active) != self.active:

@@ -16,6 +16,16 @@ MAX_DATE = datetime.date(2100, 12, 31)
 _MISSING = object()
 
 
+def text_problem(value, multiline=False):
+    """Why `value` cannot be stored as text (None when it can): control characters, or line breaks
+    where one line is expected."""
+    if FORBIDDEN_TEXT.search(value):
+        return "Contains control characters that are not allowed."
+    if not multiline and ("\n" in value or "\r" in value):
+        return "Use a single line (no line breaks)."
+    return None
+
+
 class Cleaner:
     """Cleans the given keys of `data`; keys that are absent are left out of `values`."""
 
@@ -60,10 +70,9 @@ class Cleaner:
             return
         value = "" if raw is None else str(raw)
         value = value.strip() if not multiline else value.strip("\n\r ")
-        if FORBIDDEN_TEXT.search(value):
-            self.errors[name] = "Contains control characters that are not allowed."
-        elif not multiline and ("\n" in value or "\r" in value):
-            self.errors[name] = "Use a single line (no line breaks)."
+        problem = text_problem(value, multiline)
+        if problem:
+            self.errors[name] = problem
         elif required and not value:
             self.errors[name] = "This field is required."
         elif len(value) > max_length:

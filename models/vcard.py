@@ -128,18 +128,12 @@ def parse_card(raw_lines):
             card["Company"] = split_structured(text)[0]
         elif name == "TITLE":
             card["Job title"] = unescape(text)
-        elif name == "EMAIL":
-            email = unescape(text)
-            if email.lower().startswith("mailto:"):
-                email = email[7:]
-            if email:
-                emails.append(email.strip())
-        elif name == "TEL":
-            phone = unescape(text)
-            if phone.lower().startswith("tel:"):
-                phone = phone[4:]
-            if phone:
-                phones.append(phone.strip())
+        elif name in ("EMAIL", "TEL"):  # 4.0 may write them as URIs: mailto:…, tel:…
+            value, scheme = unescape(text), "mailto:" if name == "EMAIL" else "tel:"
+            if value.lower().startswith(scheme):
+                value = value[len(scheme):]
+            if value:
+                (emails if name == "EMAIL" else phones).append(value.strip())
         elif name == "ADR" and "Street" not in card:
             parts = split_structured(text) + [""] * 7
             card["Street"] = ", ".join(p for p in (parts[2], parts[1]) if p)

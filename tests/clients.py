@@ -9,6 +9,24 @@ DATABASES = ["sqlite"] + (["postgres"] if PG_URL else [])
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
+def empty_database(kind, folder, request):
+    """Bind the models to an empty, migrated database of `kind` and return its URL: a new SQLite file in
+    `folder`, or the run's PostgreSQL database (fixture postgres_url) with every table emptied."""
+    from models import MODELS, db
+    from models.schema import bind, upgrade
+    if kind == "sqlite":
+        url = f"sqlite:///{folder / 'test.db'}"
+        bind(url)
+        upgrade()
+        return url
+    url = request.getfixturevalue("postgres_url")
+    bind(url)
+    tables = ", ".join(f'"{m._meta.table_name}"' for m in MODELS)
+    with db.connection_context():
+        db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    return url
+
+
 class HtmxClient:
     """A Flask test client that logs in, keeps the CSRF token and can send htmx requests."""
 

@@ -9,10 +9,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from models import MODELS, User, db  # noqa: E402
+from models import User, db  # noqa: E402
 from models.schema import bind, upgrade  # noqa: E402
 
-from clients import DATABASES, PASSWORD, PG_URL, HtmxClient  # noqa: E402,F401
+from clients import DATABASES, PASSWORD, PG_URL, HtmxClient, empty_database  # noqa: E402,F401
 
 import models.user  # noqa: E402
 
@@ -57,17 +57,7 @@ def postgres_url():
 @pytest.fixture(params=DATABASES)
 def database_url(request, tmp_path):
     """The URL of an empty, migrated database for one test."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'test.db'}"
-        bind(url)
-        upgrade()
-        return url
-    url = request.getfixturevalue("postgres_url")
-    bind(url)
-    tables = ", ".join(f'"{m._meta.table_name}"' for m in MODELS)
-    with db.connection_context():
-        db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-    return url
+    return empty_database(request.param, tmp_path, request)
 
 
 @pytest.fixture

@@ -28,10 +28,10 @@ import time
 import pytest
 
 from builders import make_closing, make_draft_invoices, make_opportunity, win_inputs, LINE
-from clients import DATABASES, PASSWORD
-from models import MODELS, HistoryEvent, Invoice, NumberSequence, Opportunity, Quote, User, db
+from clients import DATABASES, PASSWORD, empty_database
+from models import HistoryEvent, Invoice, NumberSequence, Opportunity, Quote, User, db
 from models.base import today
-from models.schema import bind, upgrade
+from models.schema import bind
 from servers import HttpSession, Server
 
 PAIRS = 30
@@ -49,16 +49,7 @@ def shared(request, tmp_path_factory):
     its seller, and two gunicorn instances on it for all tests of this module. Tests add their own
     records and check them (and invariants that hold over everything), so they need no empty database."""
     tmp = tmp_path_factory.mktemp(f"servers-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'test.db'}"
-        bind(url)
-        upgrade()
-    else:
-        url = request.getfixturevalue("postgres_url")
-        bind(url)
-        tables = ", ".join(f'"{m._meta.table_name}"' for m in MODELS)
-        with db.connection_context():
-            db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    url = empty_database(request.param, tmp, request)
     with db.connection_context():
         seller = User.create_user("sam@example.com", PASSWORD, "Sam Seller", "seller")
     servers = [Server(url, tmp / f"server-{i}", workers=2) for i in (0, 1)]

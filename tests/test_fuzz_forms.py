@@ -33,11 +33,9 @@ from werkzeug.datastructures import MultiDict
 
 from builders import (LINE, SECOND_LINE, make_closing, make_draft_invoice, make_lead, make_opportunity, make_proposed,
                       make_won_deal, tag)
-from clients import PASSWORD, HtmxClient
+from clients import DATABASES, PASSWORD, HtmxClient, empty_database
 from models import MODELS, Account, Activity, Contact, LoginFailure, Product, Quote, Settings, Team, User, db
-from models.schema import bind, upgrade
 
-DATABASES = ["sqlite"] + (["postgres"] if os.environ.get("TEST_DATABASE_URL", "").strip() else [])
 SCALE = float(os.environ.get("FUZZ_FORMS_SCALE", "1"))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -837,16 +835,7 @@ def world(request, tmp_path_factory):
     """The app on one database (each one in turn), with its users logged in; shared by every route's test."""
     from app import create_app
     folder = tmp_path_factory.mktemp("fuzz-forms")
-    if request.param == "sqlite":
-        url = f"sqlite:///{folder / 'test.db'}"
-        bind(url)
-        upgrade()
-    else:
-        url = request.getfixturevalue("postgres_url")
-        bind(url)
-        tables = ", ".join(f'"{m._meta.table_name}"' for m in MODELS)
-        with db.connection_context():
-            db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    url = empty_database(request.param, folder, request)
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "test-secret", "INSTANCE_PATH": str(folder), "TESTING": True})
     yield World(app, db.obj)
     if not db.is_closed():

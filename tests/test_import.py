@@ -348,6 +348,17 @@ def _upload(client, content, filename, kind="lead"):
     return client.post("/imports", data=data, content_type="multipart/form-data")
 
 
+def _run_http(client, job_id, mapping, policy="skip"):
+    """Map, start (only the valid rows) and poll an uploaded import until its report; the report's HTML."""
+    assert client.hx_post(f"/imports/{job_id}/mapping", mapping).status_code == 200
+    assert client.hx_post(f"/imports/{job_id}/start", {"policy": policy, "mode": "valid"}).status_code == 200
+    for _ in range(10):
+        html = client.hx_post(f"/imports/{job_id}/step").get_data(as_text=True)
+        if 'id="import-report"' in html:
+            return html
+    raise AssertionError("the import did not finish")
+
+
 def test_http_flow_upload_map_preview_run_with_polling_and_report(app, logged_in, user):
     page = logged_in.get("/leads").get_data(as_text=True)
     assert 'href="/imports?kind=lead"' in page
@@ -456,11 +467,9 @@ def test_a_seller_imports_records_they_own_and_teammates_see_them_read_only(app,
         team = Team.create(name="North")
         User.update(team=team).where(User.id == user.id).execute()
         User.create_user("sue@example.com", PASSWORD, "Sue Seller", "seller", team=team)
+    mapping = {"kind": "lead", "col0": "name", "col1": "email"}
     resp = _upload(logged_in, b"Name,Email\nTeam Lead,tl@example.com\n", "t.csv")
-    job_id = int(resp.headers["Location"].rsplit("/", 1)[1])
-    logged_in.hx_post(f"/imports/{job_id}/mapping", {"kind": "lead", "col0": "name", "col1": "email"})
-    logged_in.hx_post(f"/imports/{job_id}/start", {"policy": "update", "mode": "valid"})
-    logged_in.hx_post(f"/imports/{job_id}/step")
+    _run_http(logged_in, int(resp.headers["Location"].rsplit("/", 1)[1]), mapping, policy="update")
     with db.connection_context():
         lead = Lead.get(Lead.email == "tl@example.com")
         assert lead.owner_id == user.id
@@ -469,9 +478,7 @@ def test_a_seller_imports_records_they_own_and_teammates_see_them_read_only(app,
     # Sue imports the same email with "update": she may see the lead but not change it
     resp = _upload(sue, b"Name,Email\nRenamed,tl@example.com\n", "t2.csv")
     job_id = int(resp.headers["Location"].rsplit("/", 1)[1])
-    sue.hx_post(f"/imports/{job_id}/mapping", {"kind": "lead", "col0": "name", "col1": "email"})
-    sue.hx_post(f"/imports/{job_id}/start", {"policy": "update", "mode": "valid"})
-    sue.hx_post(f"/imports/{job_id}/step")
+    _run_http(sue, job_id, mapping, policy="update")
     with db.connection_context():
         assert Lead.get_by_id(lead.id).name == "Team Lead"
         result = ImportResult.get(ImportResult.job == job_id)
@@ -492,16 +499,6 @@ def _upload_many(client, files, kind="lead"):
     data = {"kind": kind, "file": [(io.BytesIO(content), name) for name, content in files],
             "csrf_token": client.token}
     return client.post("/imports", data=data, content_type="multipart/form-data")
-
-
-def _run_http(client, job_id, mapping):
-    assert client.hx_post(f"/imports/{job_id}/mapping", mapping).status_code == 200
-    assert client.hx_post(f"/imports/{job_id}/start", {"policy": "skip", "mode": "valid"}).status_code == 200
-    for _ in range(10):
-        html = client.hx_post(f"/imports/{job_id}/step").get_data(as_text=True)
-        if 'id="import-report"' in html:
-            return html
-    raise AssertionError("the import did not finish")
 
 
 def test_a_folder_of_vcard_files_imports_as_one_job(app, logged_in, user):

@@ -18,8 +18,7 @@ from werkzeug.exceptions import HTTPException, default_exceptions
 
 from models import (Account, ApiToken, Contact, DomainError, Invoice, Lead, NotFound, Opportunity, Order, Product,
                     Quote, RuleNotMet, StaleVersion, User)
-from models.base import write_transaction
-from models.validation import FORBIDDEN_TEXT
+from models.validation import text_problem
 from models.catalog import UNITS
 from models.lead import DISQUALIFY_REASONS, RATINGS, SOURCES, STATUSES as LEAD_STATUSES, TIMEFRAMES
 from models.opportunity import COLUMN_LABELS, COLUMNS, LOST_REASONS, REVENUE_MODES, STAGES
@@ -274,11 +273,9 @@ def _add_line(opportunity, actor, version, inputs):
 
 
 def _create_opportunity(actor, values):
-    """A deal is born from a qualified lead (DESIGN §2): the lead is created and qualified in one
-    transaction through Lead.create_lead and Lead.qualify; a refusal leaves nothing behind."""
+    """POST /opportunities: the lead's fields, plus the account and contact choices of qualifying."""
     choices = {k: values.pop(k) for k in ("account", "contact") if k in values}
-    with write_transaction():
-        return Lead.create_lead(actor, **values).qualify(actor, **choices)
+    return Lead.create_qualified(actor, values, choices)
 
 
 VERSION_DOC = "The version the change is based on (as the If-Match header): a stale one is refused with 409."
@@ -493,10 +490,9 @@ def read_body():
 
 
 def _text_problem(value):
-    """The models' rule for text (models/validation.py), also applied to query parameters."""
-    if FORBIDDEN_TEXT.search(value):
-        return "Contains control characters that are not allowed."
-    return None
+    """The models' rule for text (models/validation.py), also applied to query parameters; line breaks
+    are left to the model, which knows which fields take several lines."""
+    return text_problem(value, multiline=True)
 
 
 TYPE_MESSAGES = {"integer": "Expected a whole number.", "boolean": "Expected true or false.",

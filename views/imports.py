@@ -121,6 +121,13 @@ def _show(job, status=200, **extra):
     return render("imports/job.html", "imports/_job.html", status, **_context(job, **extra))
 
 
+def _answer(job):
+    """After a step of the import: the job's fragment for htmx, else back to its page (POST → GET)."""
+    if not is_htmx():
+        return redirect(url_for("imports.detail", job_id=job.id), 303)
+    return _show(job)
+
+
 @bp.get("/imports/<int:job_id>")
 def detail(job_id):
     """The import at its current step: mapping and preview, progress, or the report."""
@@ -142,9 +149,7 @@ def mapping(job_id):
         if exc.status != 422:
             raise
         return _show(job, 422, errors=exc.fields, message=exc.message, mapping=mapping)
-    if not is_htmx():
-        return redirect(url_for("imports.detail", job_id=job.id), 303)
-    return _show(job)
+    return _answer(job)
 
 
 @bp.post("/imports/<int:job_id>/start")
@@ -155,9 +160,7 @@ def start(job_id):
         job.start(g.user, request.form.get("policy", ""), request.form.get("mode", ""))
     except ValidationError as exc:
         return _show(job, 422, errors=exc.fields, message=exc.message)
-    if not is_htmx():
-        return redirect(url_for("imports.detail", job_id=job.id), 303)
-    return _show(job)
+    return _answer(job)
 
 
 @bp.post("/imports/<int:job_id>/step")
@@ -165,9 +168,7 @@ def step(job_id):
     """Do the next chunk of a running import and answer with the progress (or the report when done)."""
     job = _job(job_id)
     job.step(_directory(), chunk_rows=int(current_app.config.get("IMPORT_CHUNK_ROWS") or CHUNK_ROWS))
-    if not is_htmx():
-        return redirect(url_for("imports.detail", job_id=job.id), 303)
-    return _show(job)
+    return _answer(job)
 
 
 @bp.post("/imports/<int:job_id>/cancel")
@@ -175,9 +176,7 @@ def cancel(job_id):
     """Stop an import (before it starts, or while it runs) and remove its file."""
     job = _job(job_id)
     job.cancel(_directory())
-    if not is_htmx():
-        return redirect(url_for("imports.detail", job_id=job.id), 303)
-    return _show(job)
+    return _answer(job)
 
 
 @bp.get("/imports/<int:job_id>/report.csv")

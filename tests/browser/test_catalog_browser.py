@@ -178,3 +178,25 @@ def test_catalog_pages_have_no_serious_accessibility_violations(page, user):
                  "/products", "/products/new", "/settings", "/search?q=dana"):
         page.goto(f"{page.base}{path}")
         assert _serious_a11y_violations(page) == [], path
+
+
+def test_a_form_submitted_the_moment_it_appears_is_sent_by_htmx(page, user):
+    """Content swapped in is htmx-enabled at once: an inline field's form submitted in the task right after
+    its swap (a fast Enter) saves in place instead of leaving the page with a plain POST."""
+    account = _account(user, city="Hamburg")
+    page.goto(f"{page.base}/accounts/{account.id}")
+    field = f"#field-account-{account.id}-city"
+    page.evaluate("""(field) => {
+        window.samePage = true;  // gone if the form leaves the page
+        document.body.addEventListener("htmx:afterSwap", (event) => {
+            const form = document.querySelector(field + " form");
+            if (form && event.detail.target.id === field.slice(1)) {
+                form.querySelector("input[name=city]").value = "Kiel";
+                setTimeout(() => form.requestSubmit(), 0);  // the next task: as fast as a key press can be
+            }
+        }, {once: true});
+        document.querySelector(field + " a.ifield-value").click();
+    }""", field)
+    page.locator(f"{field} a.ifield-value", has_text="Kiel").wait_for()
+    assert page.evaluate("() => window.samePage === true"), "the form was sent as a plain POST"
+    assert _fresh(account).city == "Kiel"
