@@ -70,9 +70,9 @@ def visible_where(model, user, write=False):
     return rule(user, write)
 
 
-def visible(model, user, write=False):
-    """A SELECT of the rows of `model` the user may see (or change)."""
-    query = model.select()
+def visible(model, user, write=False, query=None):
+    """A SELECT (`query`, by default of all columns) of the rows of `model` the user may see (or change)."""
+    query = model.select() if query is None else query
     condition = visible_where(model, user, write)
     return query if condition is None else query.where(condition)
 
@@ -93,15 +93,17 @@ def combine(condition, extra):
     return Expression(condition, "AND", extra)
 
 
-def load(model, pk, user, write=False):
+def load(model, pk, user, write=False, select=None):
     """The record `pk` if the user may see it (None otherwise: callers answer 404 as if it did not
-    exist); Forbidden when write=True and the user may only read it."""
+    exist); Forbidden when write=True and the user may only read it. `select` names a query method of
+    the model to load it with (e.g. "card_query": with the names its card shows)."""
     from .base import first, prepared
     values = dict(scope_values(user), pk=pk)
 
     def run(for_write):  # a prepared query: every request that names a record asks this
-        return first(prepared((model, "load", scope_key(user, for_write)), lambda: visible(
-            model, user, for_write).where(model._meta.primary_key == Param("pk")), **values))
+        return first(prepared((model, "load", scope_key(user, for_write), select), lambda: visible(
+            model, user, for_write, getattr(model, select)() if select else None).where(
+            model._meta.primary_key == Param("pk")), **values))
     if not write:
         return run(False)
     record = run(True)  # the usual case, a user changing what they may change: one query

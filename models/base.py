@@ -298,6 +298,18 @@ class BaseModel(Model):
         """A select of every column but the named ones (e.g. stored PDF bytes on list and panel queries)."""
         return cls.select(*[f for f in cls._meta.sorted_fields if f.name not in names])
 
+    def joined_rows(self):
+        """The related rows that came with this one through a join, by foreign-key name."""
+        return dict(self.__rel__)
+
+    def reattach(self, joined):
+        """Give back rows that came through a join (`joined_rows()`) and were dropped by a reload, where
+        this row still points at them: e.g. the names a card shows, after a move re-read the record."""
+        for name, row in joined.items():
+            if name not in self.__rel__ and self.__data__.get(name) == getattr(row, "id", None):
+                self.__rel__[name] = row
+        return self
+
     @classmethod
     def get_locked(cls, pk):
         """Fetch a row for update inside the current write transaction (row lock on PostgreSQL);

@@ -142,7 +142,8 @@ class Tracked:
         cls = type(self)
         fields = cls._meta.fields
         pk = cls._meta.primary_key.name
-        names = tuple(sorted(name for name in self.__data__ if name != pk and name in fields))
+        dirty = self._dirty | {"version", "updated_at"}
+        names = tuple(sorted(name for name in self.__data__ if name != pk and name in dirty and name in fields))
         prepared((cls, "save", names), lambda: cls.update(
             {fields[name]: Param(name, converter=fields[name].db_value) for name in names}).where(
             cls._meta.primary_key == Param(pk)), **{name: self.__data__[name] for name in names + (pk,)})

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from clients import HtmxClient
-from models import HistoryEvent, Lead, Opportunity, Product, User, db
+from models import Account, HistoryEvent, Lead, Opportunity, Product, User, db
 
 
 def _count(html, stage):
@@ -293,6 +293,32 @@ def test_undo_is_offered_and_is_a_recorded_move(logged_in, user):
         moves = HistoryEvent.select().where((HistoryEvent.record_type == "opportunity") & (HistoryEvent.action == "move"))
         assert [(e.from_stage, e.to_stage) for e in moves.order_by(HistoryEvent.id)] == [("develop", "propose"),
                                                                                           ("propose", "develop")]
+
+
+def _card_li(html, key):
+    return re.search(rf'<li class="card[^"]*" id="card-{key}".*?</li>', html, re.S).group(0)
+
+
+def test_card_answered_by_a_move_is_the_card_the_board_shows(logged_in, user):
+    """The moved card is rendered from the record just written (not read again): it must be, byte for
+    byte, the card the board loads — here after a dialog that set the customer and added a line."""
+    with db.connection_context():
+        actor = User.get_by_id(user.id)
+        opp = Lead.get_by_id(_ready_lead(user).id).qualify(actor)
+        Opportunity.update(account=None, contact=None).where(Opportunity.id == opp.id).execute()
+        other = Account.create_account(actor, name="Nordlicht Logistik AG")
+        opp = Opportunity.get_by_id(opp.id)
+    resp = logged_in.hx_post("/board/move", {
+        "record": f"opportunity:{opp.id}", "to": "propose", "version": str(opp.version),
+        "account": str(other.id), "estimated_close_date": "2031-05-30", "line_description": "Set-up",
+        "line_quantity": "3", "line_unit_price": "250", "line_tax_rate": "19",
+        "dialog_fields": "customer,line,estimated_close_date"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
+    moved = _card_li(resp.get_data(as_text=True), f"opportunity-{opp.id}")
+    assert "Nordlicht Logistik AG" in moved and 'datetime="2031-05-30"' in moved and "Quote PDF" in moved
+    board = logged_in.hx_get(f"/board/card/opportunity/{opp.id}").get_data(as_text=True)
+    strip = lambda html: re.sub(r'name="csrf_token" value="[^"]*"', "", html)  # noqa: E731 (masked per request)
+    assert strip(moved) == strip(_card_li(board, f"opportunity-{opp.id}"))
 
 
 def test_panel_opens_as_fragment_page_and_board_param(logged_in, user):

@@ -123,7 +123,7 @@ def _load_record(key):
     if parsed is None:
         raise ValidationError("Unknown card.", {"record": "Give a card as lead:ID or opportunity:ID."})
     model, pk = parsed
-    record = load_record(model, pk, write=True)
+    record = load_record(model, pk, write=True, select="card_query")  # with the names its card shows
     if record is None:
         raise NotFound("That card does not exist (any more).")
     return record
@@ -165,13 +165,14 @@ def card_update(record, columns):
     return _oob_cards(_board_filter(), record, [], columns)
 
 
-def _oob_cards(flt, record, old_keys, columns, writable=None, toast=None):
+def _oob_cards(flt, record, old_keys, columns, writable=None, toast=None, fresh=False):
     """Out-of-band updates: drop the card(s) wherever they are, put the fresh card in its column,
     and re-render the headers of the given columns (only for requests from the board page); plus
-    the toast, if any, in the same rendering."""
+    the toast, if any, in the same rendering. fresh=True: `record` is as the database holds it now,
+    with its card's names (not read again)."""
     if not from_board():
         return render_template("_toast.html", toast=toast) if toast else ""
-    fresh = type(record).card(record.id)
+    fresh = record if fresh else type(record).card(record.id)
     headers = column_headers(flt, columns) if columns else {}
     return render_template("board/_oob_update.html", card=fresh, old_keys=old_keys, toast=toast,
                            headers=[headers[c] for c in columns if c in headers],
@@ -213,6 +214,7 @@ def move():
     record = _load_record(form.get("record"))
     inputs = {k: v for k, v in form.items() if k not in MOVE_META}
     old_key = f"{record.record_type}-{record.id}"
+    joined = record.joined_rows()  # the card's names, given back after the move re-reads the record
     flt = _board_filter()
     try:
         result = record.move_to(g.user, target, expected_version=version, **inputs)
@@ -236,8 +238,10 @@ def move():
         flash(f"{moved.title}: {message}", "info")
         return redirect(url_for("board.board", **flt.query_args()))
     toast = {"message": f"{moved.title}: {message}", "kind": "info", "undo": undo}
-    body = _oob_cards(flt, moved, [old_key], [result.from_column, result.to_column],
-                      writable={(moved.record_type, moved.id)}, toast=toast)  # loaded for writing: may change it
+    same = moved is record  # written just now in this request: its card needs no second read
+    body = _oob_cards(flt, moved.reattach(joined) if same else moved, [old_key],
+                      [result.from_column, result.to_column], writable={(moved.record_type, moved.id)},
+                      toast=toast, fresh=same)  # loaded for writing: the user may change it
     push_url = None
     if form.get("panel"):
         body += _panel_html(moved, oob=True)

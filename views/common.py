@@ -168,12 +168,12 @@ def in_reach(query, model=None):
     return query if condition is None else query.where(condition)
 
 
-def load_record(model, pk, write=None):
+def load_record(model, pk, write=None, select=None):
     """One record by id within the user's reach (None when out of reach or unknown)."""
     from models.access import load
     if write is None:
         write = request.method not in SAFE_METHODS
-    return load(model, pk, g.user, write=write)
+    return load(model, pk, g.user, write=write, select=select)
 
 
 def parse_record_key(key, models):
