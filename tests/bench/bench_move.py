@@ -179,9 +179,9 @@ def fresh_postgres(server_url):
 
 
 def main():
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 400
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     clients = int(sys.argv[2]) if len(sys.argv) > 2 else 4
-    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 7
     deals_per_client = 10
     # one more set of deals than clients: the last set warms the app up (as the bare route is warmed up)
     url = prepare((clients + 1) * deals_per_client, fresh_postgres(os.environ.get("BENCH_DATABASE_URL")))
