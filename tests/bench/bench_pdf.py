@@ -3,7 +3,9 @@
 Run: .venv/bin/python tests/bench/bench_pdf.py [repeat]
 Prints medians and ratios: a warm 1-page quote and a 3-page quote against a bare WeasyPrint render of a
 one-line HTML page in the same process (targets <= 3x and <= 6x), and the Flask test-client time of
-downloading a frozen (activated) quote (target <= 5 ms).
+downloading a frozen (activated) quote (target <= 5 ms). For reference it also renders the quotes' line
+tables alone as unstyled HTML tables: what WeasyPrint needs for the tables before any letterhead, totals
+or styling.
 """
 import statistics
 import subprocess
@@ -24,6 +26,15 @@ def line(i):
     return {"description": f"Implementation work package {i + 1}: configuration, data migration and tests",
             "quantity": str(i % 4 + 1), "unit_price": f"{120 + 7 * i}.50", "discount_pct": "5" if i % 5 == 0 else "0",
             "tax_rate": "19" if i % 3 else "7"}
+
+
+def plain_table(rows):
+    """The lines of a quote as a bare HTML table (7 cells a row, no stylesheet; a fixed table layout
+    is no cheaper here, as its equal columns wrap the descriptions onto more lines)."""
+    body = "".join(f"<tr><td>{i + 1}</td><td>{item['description']}</td><td>{item['quantity']}</td><td>h</td>"
+                   f"<td>{item['unit_price']}</td><td>{item['tax_rate']} %</td><td>1,234.50</td></tr>"
+                   for i, item in enumerate(line(i) for i in range(rows)))
+    return f"<table>{body}</table>"
 
 
 def page_count(pdf):
@@ -82,6 +93,11 @@ def main():
         floor_cpu = cpu_median_ms(bare, repeat * 2)
         small_cpu = cpu_median_ms(small_render, repeat)
         big_cpu = cpu_median_ms(big_render, max(5, repeat // 2))
+        # What WeasyPrint itself needs for the quotes' line tables alone, unstyled: the floor any
+        # template of these documents stands on
+        tables = [(rows, lambda rows=rows: weasyprint.HTML(string=plain_table(rows), url_fetcher=fetcher).write_pdf())
+                  for rows in (4, THREE_PAGES)]
+        references = [(rows, median_ms(fn, repeat=max(5, repeat // 2))[0]) for rows, fn in tables]
         pages_small, pages_big = page_count(small_render()), page_count(big_render())
 
     client = app.test_client()
@@ -99,6 +115,9 @@ def main():
     for label, wall, cpu, target in rows:
         ratio = f"  = {wall / floor:5.1f} x wall, {cpu / floor_cpu:5.1f} x cpu (target <= {target})" if target else ""
         print(f"{label:40} median {wall:8.2f} ms wall {cpu:8.2f} ms cpu{ratio}")
+    for count, wall in references:
+        print(f"{f'reference: unstyled {count}-row table only':40} median {wall:8.2f} ms wall = {wall / floor:5.1f} x "
+              "(WeasyPrint's own cost of the lines alone: no letterhead, totals or styling)")
     print(f"{'frozen quote download, test client':40} median {download:8.2f} ms (target <= 5 ms), "
           f"{len(first.data) // 1024} KiB; bare Flask route {route:.2f} ms = {download / route:.1f} x")
 
