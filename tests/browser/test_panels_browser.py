@@ -68,6 +68,32 @@ def test_add_lines_and_see_totals_change(page, user, screenshot):
     assert page.console_errors == []
 
 
+def test_line_editor_fits_the_board_panel_on_a_laptop_screen(page, user, screenshot):
+    """In the 560 px panel beside the board, every column of the line editor (the remove button too) is
+    visible without scrolling sideways, and a five-digit price is shown whole in its field."""
+    opp = _deal(user)
+    with db.connection_context():
+        actor = User.get(User.email == user.email)
+        opp.add_line(actor, description="Server rack with redundant power supplies", quantity="1250",
+                     unit_price="48250.00", discount_pct="12.5", tax_rate="19")
+        opp.add_line(actor, description="Installation", quantity="2", unit_price="950.00", tax_rate="19")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{page.base}/board?panel=opportunity:{opp.id}")
+    lines = page.locator(f"#lines-opportunity-{opp.id}")
+    lines.wait_for()
+    widths = lines.evaluate("el => [el.scrollWidth, el.clientWidth]")
+    assert widths[0] <= widths[1], f"the line editor scrolls sideways: {widths[0]} px in {widths[1]} px"
+    price = lines.locator("input[name='unit_price']").first
+    assert price.input_value() == "48250.00"
+    assert price.evaluate("el => el.scrollWidth <= el.clientWidth"), "the price is cut off in its field"
+    remove = lines.locator("button[aria-label='Remove line 1']")
+    panel = page.locator("#panel").bounding_box()
+    box = remove.bounding_box()
+    assert box["x"] + box["width"] <= panel["x"] + panel["width"]
+    screenshot(page, "panel-lines-laptop")
+    assert page.console_errors == []
+
+
 def test_log_a_task_and_see_it_on_the_timeline(page, user):
     opp = _deal(user)
     page.goto(f"{page.base}/board?panel=opportunity:{opp.id}")
