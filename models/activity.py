@@ -1,7 +1,7 @@
 """Notes, calls, emails, meetings and tasks regarding any record."""
 from peewee import BooleanField, CharField, Check, DateField, DateTimeField, ForeignKeyField, IntegerField, TextField
 
-from .base import BaseModel, Param, now, prepared, today, write_transaction
+from .base import BaseModel, now, today, write_transaction
 from .user import User
 from .validation import Cleaner
 from .access import owned
@@ -80,17 +80,15 @@ class Activity(BaseModel):
         return cls.select().where(condition).order_by(cls.created_at.desc(), cls.id.desc())
 
     @classmethod
-    def next_open(cls, record_type, record_ids):
-        """{record_id: the earliest open activity with a due date} for a page of cards (one query)."""
-        if not record_ids:
-            return {}
-        ids = list(dict.fromkeys(record_ids))
-        names = [f"id{i}" for i in range(len(ids))]
-        rows = prepared(("next_open", record_type, len(ids)), lambda: (
-            cls.select().where((cls.record_type == record_type) & cls.record_id.in_([Param(n) for n in names])
-                               & (cls.done == False) & cls.due_date.is_null(False))  # noqa: E712
-            .order_by(cls.due_date, cls.id)), **dict(zip(names, ids)))
-        result = {}
-        for row in rows:
-            result.setdefault(row.record_id, row)
-        return result
+    def join_next_open(cls, query, model):
+        """`query` (cards of `model`) with each row's earliest open activity that has a due date as
+        `row.next_activity` (None when there is none): one lookup per row on the activity index, in the
+        cards' own query."""
+        from peewee import JOIN
+        following = cls.alias()
+        first_id = (cls.select(cls.id).where((cls.record_type == model.record_type) & (cls.record_id == model.id)
+                                             & (cls.done == False) & cls.due_date.is_null(False))  # noqa: E712
+                    .order_by(cls.due_date, cls.id).limit(1))
+        return (query.select_extend(following.id, following.kind, following.subject, following.due_date,
+                                    following.done)
+                .join_from(model, following, JOIN.LEFT_OUTER, on=(following.id == first_id), attr="next_activity"))

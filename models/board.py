@@ -5,7 +5,6 @@ from decimal import Decimal
 
 from peewee import fn
 
-from .activity import Activity
 from .access import combine, owned, scope_key, scope_values, visible_where
 from .base import Param, prepared, today
 from .lead import QUALIFY_PROBABILITY, Lead
@@ -189,16 +188,6 @@ def _closed_key(record):
     if isinstance(record, Lead):
         return (record.closed_at or record.updated_at, record.id)
     return (datetime.datetime.combine(record.actual_close_date or datetime.date.min, datetime.time()), record.id)
-
-
-def next_activities(cards):
-    """{(record_type, id): next open activity} for the cards on screen (two queries at most)."""
-    result = {}
-    for record_type, model in (("lead", Lead), ("opportunity", Opportunity)):
-        ids = [c.id for c in cards if isinstance(c, model)]
-        for record_id, activity in Activity.next_open(record_type, ids).items():
-            result[(record_type, record_id)] = activity
-    return result
 
 
 def writable_cards(cards, user):

@@ -105,10 +105,12 @@ class Lead(Tracked, BaseModel):
 
     @classmethod
     def card_query(cls):
-        """Leads with their owner's name, in one query."""
+        """Leads with their owner's name and next open activity, in one query."""
         from peewee import JOIN
+        from .activity import Activity
         Owner = User.alias()
-        return cls.select(cls, Owner.id, Owner.name).join(Owner, JOIN.LEFT_OUTER, on=(cls.owner == Owner.id))
+        return Activity.join_next_open(
+            cls.select(cls, Owner.id, Owner.name).join(Owner, JOIN.LEFT_OUTER, on=(cls.owner == Owner.id)), cls)
 
     @classmethod
     def card(cls, pk):

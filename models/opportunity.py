@@ -468,12 +468,15 @@ class Opportunity(Tracked, HasLines, BaseModel):
 
     @classmethod
     def card_query(cls):
-        """Opportunities with the account, contact and owner names a card shows, in one query."""
+        """Opportunities with what a card shows besides the deal (account, contact and owner names, the
+        next open activity), in one query."""
+        from .activity import Activity
         Owner = User.alias()
-        return (cls.select(cls, Account.id, Account.name, Contact.id, Contact.name, Owner.id, Owner.name)
-                .join(Account, JOIN.LEFT_OUTER, on=(cls.account == Account.id)).switch(cls)
-                .join(Contact, JOIN.LEFT_OUTER, on=(cls.contact == Contact.id)).switch(cls)
-                .join(Owner, JOIN.LEFT_OUTER, on=(cls.owner == Owner.id)))
+        return Activity.join_next_open(
+            cls.select(cls, Account.id, Account.name, Contact.id, Contact.name, Owner.id, Owner.name)
+            .join(Account, JOIN.LEFT_OUTER, on=(cls.account == Account.id)).switch(cls)
+            .join(Contact, JOIN.LEFT_OUTER, on=(cls.contact == Contact.id)).switch(cls)
+            .join(Owner, JOIN.LEFT_OUTER, on=(cls.owner == Owner.id)), cls)
 
     @classmethod
     def card(cls, pk):

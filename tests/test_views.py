@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from clients import HtmxClient
-from models import Account, HistoryEvent, Lead, Opportunity, Product, User, db
+from models import Account, Activity, HistoryEvent, Lead, Opportunity, Product, User, db
 
 
 def _count(html, stage):
@@ -164,7 +164,7 @@ def test_board_query_count_does_not_grow_with_cards(app, logged_in, user):
                 lead.qualify(owner)
     many = queries_for_board()
     assert many == few
-    assert many <= 17  # session user, settings, headers, 7 columns, next activities, invoices, writable cards…
+    assert many <= 15  # session user, settings, headers, 7 columns (cards with their next activity), invoices, writable cards…
 
 
 def test_move_422_names_the_missing_fields_and_writes_nothing(logged_in, user):
@@ -319,6 +319,34 @@ def test_card_answered_by_a_move_is_the_card_the_board_shows(logged_in, user):
     board = logged_in.hx_get(f"/board/card/opportunity/{opp.id}").get_data(as_text=True)
     strip = lambda html: re.sub(r'name="csrf_token" value="[^"]*"', "", html)  # noqa: E731 (masked per request)
     assert strip(moved) == strip(_card_li(board, f"opportunity-{opp.id}"))
+
+
+def test_cards_show_the_earliest_open_dated_activity_also_after_a_move(logged_in, user):
+    """A card's next activity is the open one with the earliest due date: not a done one, not one
+    without a date, not one of another kind of record with the same id; a moved card keeps it."""
+    with db.connection_context():
+        actor = User.get_by_id(user.id)
+        opp = Lead.get_by_id(_ready_lead(user, email="o@x.example", company="O AG").id).qualify(actor)
+        lead = Lead.get_by_id(_ready_lead(user).id)
+        product = Product.create_product(actor, sku="N-1", name="Node", list_price="10")
+        opp.add_line(actor, product=product.id)
+        for record in (lead, opp):
+            Activity.add(actor, record, kind="call", subject="Later", due_date="2031-03-20")
+            Activity.add(actor, record, kind="meeting", subject="Soonest", due_date="2031-03-05")
+            Activity.add(actor, record, kind="task", subject="Done already", due_date="2031-03-01", done="on")
+            Activity.add(actor, record, kind="email", subject="Undated")
+        twin = Lead.get_or_none(Lead.id == opp.id)  # the lead whose id is the deal's (its own, qualified)
+        if twin is not None and twin.id != lead.id:
+            Activity.add(actor, twin, kind="task", subject="Other record", due_date="2031-02-01")
+        opp = Opportunity.get_by_id(opp.id)
+    board = logged_in.get("/board").get_data(as_text=True)
+    for key in (f"lead-{lead.id}", f"opportunity-{opp.id}"):
+        card = _card_li(board, key)
+        assert "meeting · 5 Mar 2031" in card and 'title="Next: Soonest"' in card, card
+    resp = logged_in.hx_post("/board/move", {"record": f"opportunity:{opp.id}", "to": "propose",
+                                             "version": str(opp.version)})
+    assert resp.status_code == 200
+    assert "meeting · 5 Mar 2031" in _card_li(resp.get_data(as_text=True), f"opportunity-{opp.id}")
 
 
 def test_panel_opens_as_fragment_page_and_board_param(logged_in, user):

@@ -5,7 +5,7 @@ from markupsafe import Markup
 
 from models import (COLUMNS, Account, Contact, Invoice, Lead, NotAllowed, NotFound, Opportunity, Order, Product, Quote,
                     RuleNotMet, StaleVersion, ValidationError)
-from models.board import BoardFilter, column_cards, column_headers, invoice_states, next_activities, writable_cards
+from models.board import BoardFilter, column_cards, column_headers, invoice_states, writable_cards
 from models.lead import DISQUALIFY_REASONS, TIMEFRAMES
 from models.opportunity import CHECKLISTS, COLUMN_LABELS, LOST_REASONS
 
@@ -142,7 +142,7 @@ def _card_context(flt, records, writable=None):
     return {"flt": flt, "settings": settings, "labels": COLUMN_LABELS, "checklists": CHECKLISTS,
             "move_url": url_for("board.move"),  # the same for every card: built once, not per card
             "panel_url_prefix": board_url + ("&" if "?" in board_url else "?") + "panel=",
-            "next_activity": next_activities(records), "page_size": current_app.config["BOARD_PAGE_SIZE"],
+            "page_size": current_app.config["BOARD_PAGE_SIZE"],
             "invoices": invoice_states(records),
             "writable": writable if writable is not None else writable_cards(records, g.user)}
 
