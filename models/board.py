@@ -30,6 +30,10 @@ class BoardFilter:
 
     @classmethod
     def from_args(cls, args, user):
+        if not any(args.get(k) for k in ("q", "close_from", "close_to", "owner", "old")):
+            flt = cls(user=user)  # no filter: the usual board (and nothing to check)
+            flt.user_id = user.id if user else None
+            return flt
         c = Cleaner({k: args.get(k) for k in ("q", "close_from", "close_to") if args.get(k) is not None})
         c.text("q", 100)
         c.date("close_from")
