@@ -1,7 +1,7 @@
 """Notes, calls, emails, meetings and tasks regarding any record."""
 from peewee import BooleanField, CharField, Check, DateField, DateTimeField, ForeignKeyField, IntegerField, TextField
 
-from .base import BaseModel, now, today, write_transaction
+from .base import BaseModel, Param, now, prepared, today, write_transaction
 from .user import User
 from .validation import Cleaner
 from .access import owned
@@ -79,16 +79,35 @@ class Activity(BaseModel):
             condition = clause if condition is None else condition | clause
         return cls.select().where(condition).order_by(cls.created_at.desc(), cls.id.desc())
 
+    NEXT_FIELDS = ("id", "kind", "subject", "due_date", "done", "record_id")  # what a card shows of it
+
+    @classmethod
+    def next_open(cls, record_type, record_ids):
+        """{record_id: the earliest open activity with a due date} for a page of cards (one query)."""
+        if not record_ids:
+            return {}
+        ids = list(dict.fromkeys(record_ids))
+        names = [f"id{i}" for i in range(len(ids))]
+        rows = prepared(("next_open", record_type, len(ids)), lambda: (
+            cls.select(*[getattr(cls, name) for name in cls.NEXT_FIELDS])
+            .where((cls.record_type == record_type) & cls.record_id.in_([Param(n) for n in names])
+                   & (cls.done == False) & cls.due_date.is_null(False))  # noqa: E712
+            .order_by(cls.due_date, cls.id)), **dict(zip(names, ids)))
+        result = {}
+        for row in rows:
+            result.setdefault(row.record_id, row)
+        return result
+
     @classmethod
     def join_next_open(cls, query, model):
-        """`query` (cards of `model`) with each row's earliest open activity that has a due date as
-        `row.next_activity` (None when there is none): one lookup per row on the activity index, in the
-        cards' own query."""
+        """`query` of ONE card of `model` with its earliest open activity that has a due date as
+        `row.next_activity` (None when there is none), in the same query. A correlated lookup per
+        row: for a single record only (a page of cards asks next_open() for its ids, as a database may
+        look it up for every row that matches before it sorts and limits)."""
         from peewee import JOIN
         following = cls.alias()
         first_id = (cls.select(cls.id).where((cls.record_type == model.record_type) & (cls.record_id == model.id)
                                              & (cls.done == False) & cls.due_date.is_null(False))  # noqa: E712
                     .order_by(cls.due_date, cls.id).limit(1))
-        return (query.select_extend(following.id, following.kind, following.subject, following.due_date,
-                                    following.done)
+        return (query.select_extend(*[getattr(following, name) for name in cls.NEXT_FIELDS])
                 .join_from(model, following, JOIN.LEFT_OUTER, on=(following.id == first_id), attr="next_activity"))

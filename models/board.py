@@ -194,6 +194,19 @@ def _closed_key(record):
     return (datetime.datetime.combine(record.actual_close_date or datetime.date.min, datetime.time()), record.id)
 
 
+def attach_next_activities(cards):
+    """Give each card its next open activity as `card.next_activity` (None: none), asking the database
+    only for cards loaded without it (two queries at most, for the ids on screen)."""
+    from .activity import Activity
+    for record_type, model in (("lead", Lead), ("opportunity", Opportunity)):
+        missing = [c for c in cards if isinstance(c, model) and "next_activity" not in c.__dict__]
+        if missing:
+            found = Activity.next_open(record_type, [c.id for c in missing])
+            for card in missing:
+                card.next_activity = found.get(card.id)
+    return cards
+
+
 def writable_cards(cards, user):
     """{(record_type, id)} of the cards `user` may change (drag, move menu) under the access rule
     (two queries at most; none for an admin)."""

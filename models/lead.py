@@ -105,17 +105,21 @@ class Lead(Tracked, BaseModel):
 
     @classmethod
     def card_query(cls):
-        """Leads with their owner's name and next open activity, in one query."""
+        """Leads with their owner's name, in one query."""
         from peewee import JOIN
-        from .activity import Activity
         Owner = User.alias()
-        return Activity.join_next_open(
-            cls.select(cls, Owner.id, Owner.name).join(Owner, JOIN.LEFT_OUTER, on=(cls.owner == Owner.id)), cls)
+        return cls.select(cls, Owner.id, Owner.name).join(Owner, JOIN.LEFT_OUTER, on=(cls.owner == Owner.id))
+
+    @classmethod
+    def one_card_query(cls):
+        """card_query() with the next open activity too: all a single card shows, in one query."""
+        from .activity import Activity
+        return Activity.join_next_open(cls.card_query(), cls)
 
     @classmethod
     def card(cls, pk):
-        """One card's record, loaded like the board loads it."""
-        return first(prepared((cls, "card"), lambda: cls.card_query().where(cls.id == Param("pk")), pk=pk))
+        """One card's record, loaded like the board loads it (with its next activity)."""
+        return first(prepared((cls, "card"), lambda: cls.one_card_query().where(cls.id == Param("pk")), pk=pk))
 
     @staticmethod
     def clean(data, partial=False):

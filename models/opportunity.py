@@ -468,20 +468,23 @@ class Opportunity(Tracked, HasLines, BaseModel):
 
     @classmethod
     def card_query(cls):
-        """Opportunities with what a card shows besides the deal (account, contact and owner names, the
-        next open activity), in one query."""
-        from .activity import Activity
+        """Opportunities with the account, contact and owner names a card shows, in one query."""
         Owner = User.alias()
-        return Activity.join_next_open(
-            cls.select(cls, Account.id, Account.name, Contact.id, Contact.name, Owner.id, Owner.name)
-            .join(Account, JOIN.LEFT_OUTER, on=(cls.account == Account.id)).switch(cls)
-            .join(Contact, JOIN.LEFT_OUTER, on=(cls.contact == Contact.id)).switch(cls)
-            .join(Owner, JOIN.LEFT_OUTER, on=(cls.owner == Owner.id)), cls)
+        return (cls.select(cls, Account.id, Account.name, Contact.id, Contact.name, Owner.id, Owner.name)
+                .join(Account, JOIN.LEFT_OUTER, on=(cls.account == Account.id)).switch(cls)
+                .join(Contact, JOIN.LEFT_OUTER, on=(cls.contact == Contact.id)).switch(cls)
+                .join(Owner, JOIN.LEFT_OUTER, on=(cls.owner == Owner.id)))
+
+    @classmethod
+    def one_card_query(cls):
+        """card_query() with the next open activity too: all a single card shows, in one query."""
+        from .activity import Activity
+        return Activity.join_next_open(cls.card_query(), cls)
 
     @classmethod
     def card(cls, pk):
-        """One card's record, loaded like the board loads it."""
-        return first(prepared((cls, "card"), lambda: cls.card_query().where(cls.id == Param("pk")), pk=pk))
+        """One card's record, loaded like the board loads it (with its next activity)."""
+        return first(prepared((cls, "card"), lambda: cls.one_card_query().where(cls.id == Param("pk")), pk=pk))
 
     @classmethod
     def cards(cls, column, where=None, limit=25, offset=0):

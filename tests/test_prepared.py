@@ -1,7 +1,12 @@
 """Prepared queries (models/base.py) build records exactly as peewee does, on both databases."""
 from models import MODELS, Activity, Lead, Opportunity, db
-from models.base import Param, first, prepared
+from models.base import _PREPARED, Param, first, prepared
 from models.demo import seed_demo
+
+
+def _built_directly(key):
+    """True when the prepared query `key` now builds its rows itself (not through peewee's wrapper)."""
+    return bool(_PREPARED[(type(db.obj), key)][5])
 
 
 def _same_record(ours, theirs, joined=False):
@@ -41,6 +46,7 @@ def test_a_prepared_select_builds_every_model_as_peewee_does(database):
                 assert len(rows) == len(expected)
                 for ours, theirs in zip(rows, expected):
                     _same_record(ours, theirs)
+            assert _built_directly(("test-all", model)), model
             one = first(prepared(("test-one", model), lambda m=model: m.select().where(
                 m._meta.primary_key == Param("pk")), pk=expected[-1].get_id()))
             _same_record(one, expected[-1])
@@ -57,13 +63,14 @@ def test_prepared_cards_with_their_joins_are_built_as_peewee_builds_them(databas
         assert Activity.select().where(Activity.done == False, Activity.due_date.is_null(False)).exists()  # noqa: E712
         Opportunity.update(account=None).where(Opportunity.id == Opportunity.select(Opportunity.id).limit(1)).execute()
         for model in (Opportunity, Lead):
-            expected = list(model.card_query().order_by(model.id))
+            expected = list(model.one_card_query().order_by(model.id))
             assert any(getattr(row, "next_activity", None) for row in expected)
             assert any(getattr(row, "next_activity", 0) is None for row in expected)
             if model is Opportunity:  # a deal without an account (a private buyer's): a verified-absent join
                 assert any(row.__rel__.get("account", 0) is None for row in expected)
             for run in range(2):
-                rows = list(prepared(("test-cards", model), lambda m=model: m.card_query().order_by(m.id)))
+                rows = list(prepared(("test-cards", model), lambda m=model: m.one_card_query().order_by(m.id)))
                 assert len(rows) == len(expected)
                 for ours, theirs in zip(rows, expected):
                     _same_record(ours, theirs, joined=True)
+            assert _built_directly(("test-cards", model)), model

@@ -5,7 +5,8 @@ from markupsafe import Markup
 
 from models import (COLUMNS, Account, Contact, Invoice, Lead, NotAllowed, NotFound, Opportunity, Order, Product, Quote,
                     RuleNotMet, StaleVersion, ValidationError)
-from models.board import BoardFilter, column_cards, column_headers, invoice_states, writable_cards
+from models.board import (BoardFilter, attach_next_activities, column_cards, column_headers, invoice_states,
+                          writable_cards)
 from models.lead import DISQUALIFY_REASONS, TIMEFRAMES
 from models.opportunity import CHECKLISTS, COLUMN_LABELS, LOST_REASONS
 
@@ -123,7 +124,7 @@ def _load_record(key):
     if parsed is None:
         raise ValidationError("Unknown card.", {"record": "Give a card as lead:ID or opportunity:ID."})
     model, pk = parsed
-    record = load_record(model, pk, write=True, select="card_query")  # with the names its card shows
+    record = load_record(model, pk, write=True, select="one_card_query")  # with all its card shows
     if record is None:
         raise NotFound("That card does not exist (any more).")
     return record
@@ -138,6 +139,7 @@ def _card_context(flt, records, writable=None):
     """What card templates need besides the cards; `writable` (the keys of cards the user may change)
     is looked up unless the caller knows it."""
     settings = current_settings()
+    attach_next_activities(records)
     board_url = url_for("board.board", **flt.query_args())
     return {"flt": flt, "settings": settings, "labels": COLUMN_LABELS, "checklists": CHECKLISTS,
             "move_url": url_for("board.move"),  # the same for every card: built once, not per card

@@ -70,22 +70,24 @@ def test_add_lines_and_see_totals_change(page, user, screenshot):
 
 def test_line_editor_fits_the_board_panel_on_a_laptop_screen(page, user, screenshot):
     """In the 560 px panel beside the board, every column of the line editor (the remove button too) is
-    visible without scrolling sideways, and a five-digit price is shown whole in its field."""
+    visible without scrolling sideways, with an 8-digit line net, and a five-digit price, a quantity
+    with three decimals and a discount with one are shown whole in their fields."""
     opp = _deal(user)
     with db.connection_context():
         actor = User.get(User.email == user.email)
-        opp.add_line(actor, description="Server rack with redundant power supplies", quantity="1250",
+        opp.add_line(actor, description="Server rack with redundant power supplies", quantity="12.125",
                      unit_price="48250.00", discount_pct="12.5", tax_rate="19")
-        opp.add_line(actor, description="Installation", quantity="2", unit_price="950.00", tax_rate="19")
+        opp.add_line(actor, description="Installation", quantity="1250", unit_price="9500.00", tax_rate="19")
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(f"{page.base}/board?panel=opportunity:{opp.id}")
     lines = page.locator(f"#lines-opportunity-{opp.id}")
     lines.wait_for()
     widths = lines.evaluate("el => [el.scrollWidth, el.clientWidth]")
     assert widths[0] <= widths[1], f"the line editor scrolls sideways: {widths[0]} px in {widths[1]} px"
-    price = lines.locator("input[name='unit_price']").first
-    assert price.input_value() == "48250.00"
-    assert price.evaluate("el => el.scrollWidth <= el.clientWidth"), "the price is cut off in its field"
+    for name, value in (("unit_price", "48250.00"), ("quantity", "12.125"), ("discount_pct", "12.5")):
+        field = lines.locator(f"input[name='{name}']").first
+        assert field.input_value() == value
+        assert field.evaluate("el => el.scrollWidth <= el.clientWidth"), f"{value} is cut off in its field"
     remove = lines.locator("button[aria-label='Remove line 1']")
     panel = page.locator("#panel").bounding_box()
     box = remove.bounding_box()
