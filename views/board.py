@@ -135,13 +135,30 @@ def _board_filter():
     return BoardFilter.from_args(page_args(), g.user)
 
 
+def _checklist_html(stage):
+    """A column header's checklist (what a card needs to enter the next column): the same for every
+    request, so made once."""
+    items = CHECKLISTS.get(stage)
+    if not items:
+        return Markup("")
+    label = COLUMN_LABELS[stage]
+    return Markup(
+        '<span class="checklist" tabindex="0" role="button" aria-describedby="check-{0}" '
+        'aria-label="What a card needs to leave {1}">?\n      <span class="checklist-tip" role="tooltip" '
+        'id="check-{0}"><strong>To move on from {1}:</strong>{2}</span>\n    </span>').format(
+        stage, label, Markup("").join(Markup("<span>✓ {}</span>").format(item) for item in items))
+
+
+CHECKLIST_HTML = {stage: _checklist_html(stage) for stage in COLUMN_LABELS}
+
+
 def _card_context(flt, records, writable=None):
     """What card templates need besides the cards; `writable` (the keys of cards the user may change)
     is looked up unless the caller knows it."""
     settings = current_settings()
     attach_next_activities(records)
     board_url = url_for("board.board", **flt.query_args())
-    return {"flt": flt, "settings": settings, "labels": COLUMN_LABELS, "checklists": CHECKLISTS,
+    return {"flt": flt, "settings": settings, "labels": COLUMN_LABELS, "checklist_html": CHECKLIST_HTML,
             "move_url": url_for("board.move"),  # the same for every card: built once, not per card
             "panel_url_prefix": board_url + ("&" if "?" in board_url else "?") + "panel=",
             "page_size": current_app.config["BOARD_PAGE_SIZE"],
