@@ -1,7 +1,7 @@
 """Notes, calls, emails, meetings and tasks regarding any record."""
 from peewee import BooleanField, CharField, Check, DateField, DateTimeField, ForeignKeyField, IntegerField, TextField
 
-from .base import BaseModel, Param, now, prepared, today, write_transaction
+from .base import BaseModel, Param, first, now, prepared, today, write_transaction
 from .user import User
 from .validation import Cleaner
 from .access import owned
@@ -111,3 +111,18 @@ class Activity(BaseModel):
                     .order_by(cls.due_date, cls.id).limit(1))
         return (query.select_extend(*[getattr(following, name) for name in cls.NEXT_FIELDS])
                 .join_from(model, following, JOIN.LEFT_OUTER, on=(following.id == first_id), attr="next_activity"))
+
+
+class OnTheBoard:
+    """Records shown as cards (leads, opportunities): a class gives `card_query()` (the record with the
+    names its card shows); this adds the single card's next activity and loading one card."""
+
+    @classmethod
+    def one_card_query(cls):
+        """card_query() with the next open activity too: all a single card shows, in one query."""
+        return Activity.join_next_open(cls.card_query(), cls)
+
+    @classmethod
+    def card(cls, pk):
+        """One card's record, loaded like the board loads it (with its next activity)."""
+        return first(prepared((cls, "card"), lambda: cls.one_card_query().where(cls.id == Param("pk")), pk=pk))

@@ -31,19 +31,18 @@ class BoardFilter:
     @classmethod
     def from_args(cls, args, user):
         if not any(args.get(k) for k in ("q", "close_from", "close_to", "owner", "old")):
-            flt = cls(user=user)  # no filter: the usual board (and nothing to check)
-            flt.user_id = user.id if user else None
-            return flt
-        c = Cleaner({k: args.get(k) for k in ("q", "close_from", "close_to") if args.get(k) is not None})
-        c.text("q", 100)
-        c.date("close_from")
-        c.date("close_to")
-        owner = (args.get("owner") or "all").strip()
-        if owner not in ("all", "me") and not (owner.isascii() and owner.isdigit() and len(owner) <= 12):
-            c.fail("owner", "Choose an owner.")
-            owner = "all"
-        flt = cls(owner=owner, q=c.values.get("q") or "", close_from=c.values.get("close_from"),
-                  close_to=c.values.get("close_to"), show_old=args.get("old") == "1", errors=c.errors)
+            flt = cls()  # no filter: the usual board (and nothing to check)
+        else:
+            c = Cleaner({k: args.get(k) for k in ("q", "close_from", "close_to") if args.get(k) is not None})
+            c.text("q", 100)
+            c.date("close_from")
+            c.date("close_to")
+            owner = (args.get("owner") or "all").strip()
+            if owner not in ("all", "me") and not (owner.isascii() and owner.isdigit() and len(owner) <= 12):
+                c.fail("owner", "Choose an owner.")
+                owner = "all"
+            flt = cls(owner=owner, q=c.values.get("q") or "", close_from=c.values.get("close_from"),
+                      close_to=c.values.get("close_to"), show_old=args.get("old") == "1", errors=c.errors)
         flt.user_id = user.id if user else None
         flt.user = user
         return flt

@@ -4,8 +4,9 @@ from decimal import Decimal
 
 from peewee import BooleanField, CharField, Check, DateTimeField, ForeignKeyField, IntegerField, TextField
 
-from .base import BaseModel, MoneyField, Param, first, now, prepared, today, write_transaction
+from .base import BaseModel, MoneyField, now, today, write_transaction
 from .errors import NotAllowed, RuleNotMet, ValidationError
+from .activity import OnTheBoard
 from .history import HistoryEvent, Tracked
 from .party import Account, Contact
 from .user import User
@@ -39,7 +40,7 @@ def close_date_for(timeframe, day=None):
     }.get(timeframe)
 
 
-class Lead(Tracked, BaseModel):
+class Lead(Tracked, OnTheBoard, BaseModel):
     record_type = "lead"
 
     name = CharField(max_length=200)
@@ -109,17 +110,6 @@ class Lead(Tracked, BaseModel):
         from peewee import JOIN
         Owner = User.alias()
         return cls.select(cls, Owner.id, Owner.name).join(Owner, JOIN.LEFT_OUTER, on=(cls.owner == Owner.id))
-
-    @classmethod
-    def one_card_query(cls):
-        """card_query() with the next open activity too: all a single card shows, in one query."""
-        from .activity import Activity
-        return Activity.join_next_open(cls.card_query(), cls)
-
-    @classmethod
-    def card(cls, pk):
-        """One card's record, loaded like the board loads it (with its next activity)."""
-        return first(prepared((cls, "card"), lambda: cls.one_card_query().where(cls.id == Param("pk")), pk=pk))
 
     @staticmethod
     def clean(data, partial=False):

@@ -6,6 +6,7 @@ from peewee import JOIN, Case, CharField, Check, DateField, DateTimeField, Forei
 
 from .base import BaseModel, MoneyField, Param, first, now, prepared, today, write_transaction
 from .errors import NotAllowed, RuleNotMet, ValidationError
+from .activity import OnTheBoard
 from .history import HistoryEvent, Tracked
 from .lead import Lead
 from .lines import HasLines, LineBase, check_line_size
@@ -42,7 +43,7 @@ class Move:
     changed: bool = True
 
 
-class Opportunity(Tracked, HasLines, BaseModel):
+class Opportunity(Tracked, HasLines, OnTheBoard, BaseModel):
     record_type = "opportunity"
 
     topic = CharField(max_length=200)
@@ -474,17 +475,6 @@ class Opportunity(Tracked, HasLines, BaseModel):
                 .join(Account, JOIN.LEFT_OUTER, on=(cls.account == Account.id)).switch(cls)
                 .join(Contact, JOIN.LEFT_OUTER, on=(cls.contact == Contact.id)).switch(cls)
                 .join(Owner, JOIN.LEFT_OUTER, on=(cls.owner == Owner.id)))
-
-    @classmethod
-    def one_card_query(cls):
-        """card_query() with the next open activity too: all a single card shows, in one query."""
-        from .activity import Activity
-        return Activity.join_next_open(cls.card_query(), cls)
-
-    @classmethod
-    def card(cls, pk):
-        """One card's record, loaded like the board loads it (with its next activity)."""
-        return first(prepared((cls, "card"), lambda: cls.one_card_query().where(cls.id == Param("pk")), pk=pk))
 
     @classmethod
     def cards(cls, column, where=None, limit=25, offset=0):

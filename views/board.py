@@ -135,21 +135,17 @@ def _board_filter():
     return BoardFilter.from_args(page_args(), g.user)
 
 
-def _checklist_html(stage):
-    """A column header's checklist (what a card needs to enter the next column): the same for every
-    request, so made once."""
-    items = CHECKLISTS.get(stage)
-    if not items:
-        return Markup("")
-    label = COLUMN_LABELS[stage]
-    return Markup(
-        '<span class="checklist" tabindex="0" role="button" aria-describedby="check-{0}" '
-        'aria-label="What a card needs to leave {1}">?\n      <span class="checklist-tip" role="tooltip" '
-        'id="check-{0}"><strong>To move on from {1}:</strong>{2}</span>\n    </span>').format(
-        stage, label, Markup("").join(Markup("<span>✓ {}</span>").format(item) for item in items))
+_CHECKLISTS_HTML = {}
 
 
-CHECKLIST_HTML = {stage: _checklist_html(stage) for stage in COLUMN_LABELS}
+def checklist_html(stage):
+    """A column header's checklist (what a card needs to leave the column): the same for every request,
+    so rendered once per process."""
+    html = _CHECKLISTS_HTML.get(stage)
+    if html is None:
+        html = _CHECKLISTS_HTML[stage] = Markup(render_template(
+            "board/_checklist.html", stage=stage, label=COLUMN_LABELS[stage], items=CHECKLISTS.get(stage)))
+    return html
 
 
 def _card_context(flt, records, writable=None):
@@ -158,7 +154,7 @@ def _card_context(flt, records, writable=None):
     settings = current_settings()
     attach_next_activities(records)
     board_url = url_for("board.board", **flt.query_args())
-    return {"flt": flt, "settings": settings, "labels": COLUMN_LABELS, "checklist_html": CHECKLIST_HTML,
+    return {"flt": flt, "settings": settings, "labels": COLUMN_LABELS, "checklist_html": checklist_html,
             "move_url": url_for("board.move"),  # the same for every card: built once, not per card
             "panel_url_prefix": board_url + ("&" if "?" in board_url else "?") + "panel=",
             "page_size": current_app.config["BOARD_PAGE_SIZE"],
@@ -184,14 +180,14 @@ def card_update(record, columns):
     return _oob_cards(_board_filter(), record, [], columns)
 
 
-def _oob_cards(flt, record, old_keys, columns, writable=None, toast=None, fresh=False):
+def _oob_cards(flt, record, old_keys, columns, writable=None, toast=None, current=False):
     """Out-of-band updates: drop the card(s) wherever they are, put the fresh card in its column,
     and re-render the headers of the given columns (only for requests from the board page); plus
-    the toast, if any, in the same rendering. fresh=True: `record` is as the database holds it now,
-    with its card's names (not read again)."""
+    the toast, if any, in the same rendering. current=True: `record` is as the database holds it now,
+    with what its card shows (not read again)."""
     if not from_board():
         return render_template("_toast.html", toast=toast) if toast else ""
-    fresh = record if fresh else type(record).card(record.id)
+    fresh = record if current else type(record).card(record.id)
     headers = column_headers(flt, columns) if columns else {}
     return render_template("board/_oob_update.html", card=fresh, old_keys=old_keys, toast=toast,
                            headers=[headers[c] for c in columns if c in headers],
@@ -260,7 +256,7 @@ def move():
     same = moved is record  # written just now in this request: its card needs no second read
     body = _oob_cards(flt, moved.reattach(joined) if same else moved, [old_key],
                       [result.from_column, result.to_column], writable={(moved.record_type, moved.id)},
-                      toast=toast, fresh=same)  # loaded for writing: the user may change it
+                      toast=toast, current=same)  # loaded for writing: the user may change it
     push_url = None
     if form.get("panel"):
         body += _panel_html(moved, oob=True)
