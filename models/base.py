@@ -1,5 +1,6 @@
 """Database proxy, base model, fixed-point fields and the write-transaction helpers."""
 import contextlib
+import contextvars
 import datetime
 import fcntl
 import functools
@@ -303,13 +304,86 @@ def _writer_lock():
 def write_transaction():
     """One write transaction: BEGIN IMMEDIATE on SQLite (writers queued by a file lock), a plain
     transaction on PostgreSQL (rows locked by get_locked). Nested calls become savepoints."""
-    lock = None if db.in_transaction() else _writer_lock()
+    outermost = not db.in_transaction()
+    lock = _writer_lock() if outermost else None
     if lock is None:
         with db.atomic() as transaction:
             yield transaction
-        return
-    with lock, db.atomic() as transaction:
-        yield transaction
+    else:
+        with lock, db.atomic() as transaction:
+            yield transaction
+    scope = _lock_free_scope.get()
+    if outermost and scope is not None:
+        scope.committed = True
+
+
+# ----- slow work kept out of the write lock -------------------------------------------------------
+
+RETRIES_FOR_SLOW_WORK = 4
+_lock_free_scope = contextvars.ContextVar("lock_free_scope", default=None)
+
+
+class SlowWorkFirst(Exception):
+    """Raised inside a write transaction that needs the result of slow work not done yet: the
+    transaction rolls back (nothing was written) and `slow_work_outside_lock` does the work with
+    no lock held, then runs the operation again."""
+
+    def __init__(self, key, work):
+        super().__init__(key)
+        self.key, self.work = key, work
+
+
+class _LockFreeScope:
+    def __init__(self):
+        self.results = {}
+        self.committed = False  # a write transaction of this operation committed: no more retries
+        self.in_place = False   # the retries ran out: do the work where it is asked for
+
+
+def done_outside_lock(key, work):
+    """`work()`, a slow function of `key` alone (a PDF render of a document source), for use inside a
+    write transaction.
+
+    Under `slow_work_outside_lock` the first call raises SlowWorkFirst; the work is then done with no
+    lock held and the retried operation finds its result here (when the records did not change in
+    between, the key is the same). Elsewhere the work is simply done now."""
+    scope = _lock_free_scope.get()
+    if scope is None or scope.committed or scope.in_place or not db.in_transaction():
+        return work()
+    if key in scope.results:
+        return scope.results[key]
+    raise SlowWorkFirst(key, work)
+
+
+def slow_work_outside_lock(operation):
+    """Decorator of model operations whose write transaction may need slow work (freezing a document's
+    PDF takes 0.1–0.5 s; a write lock held that long stalls every other writer, on SQLite the whole
+    database). Called outermost, the operation is tried; when it reaches work not done yet it rolls
+    back, the work is done with no lock held, the model instances it was given are put back as they
+    were, and it runs again, up to RETRIES_FOR_SLOW_WORK times before doing the work under the lock.
+    Nested calls, and calls inside a transaction begun elsewhere, run as they are."""
+
+    @functools.wraps(operation)
+    def run(*args, **kwargs):
+        if _lock_free_scope.get() is not None or db.in_transaction():
+            return operation(*args, **kwargs)
+        instances = [value for value in (*args, *kwargs.values()) if isinstance(value, BaseModel)]
+        saved = [(dict(i.__data__), set(i._dirty), dict(i.__rel__)) for i in instances]
+        scope = _LockFreeScope()
+        token = _lock_free_scope.set(scope)
+        try:
+            for _ in range(RETRIES_FOR_SLOW_WORK):
+                try:
+                    return operation(*args, **kwargs)
+                except SlowWorkFirst as wanted:
+                    scope.results[wanted.key] = wanted.work()
+                    for instance, (data, dirty, rel) in zip(instances, saved):
+                        instance.__data__, instance._dirty, instance.__rel__ = dict(data), set(dirty), dict(rel)
+            scope.in_place = True
+            return operation(*args, **kwargs)
+        finally:
+            _lock_free_scope.reset(token)
+    return run
 
 
 def now():

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from peewee import BlobField, CharField, Check, DateField, DateTimeField, ForeignKeyField, IntegerField, TextField
 
-from .base import BaseModel, MoneyField, now, today, write_transaction
+from .base import BaseModel, MoneyField, now, slow_work_outside_lock, today, write_transaction
 from .errors import NotAllowed, RuleNotMet
 from .history import HistoryEvent, Tracked
 from .lines import HasLines, LineBase
@@ -134,6 +134,7 @@ class Invoice(Tracked, HasLines, BaseModel):
         missing.update(e_invoice_missing(self, Settings.load(logo=False)))
         return missing
 
+    @slow_work_outside_lock
     def issue(self, actor, expected_version=None, issue_date=None, sync=True):
         """Draft -> issued: the next number of the year is allocated in this same transaction.
 

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from peewee import BooleanField, CharField, Check, DateTimeField, ForeignKeyField, IntegerField, TextField
 
-from .base import BaseModel, MoneyField, now, today, write_transaction
+from .base import BaseModel, MoneyField, now, slow_work_outside_lock, today, write_transaction
 from .errors import NotAllowed, RuleNotMet, ValidationError
 from .activity import OnTheBoard
 from .history import HistoryEvent, Tracked
@@ -317,6 +317,7 @@ class Lead(Tracked, OnTheBoard, BaseModel):
             return ["develop", "propose", "close", "lost"]
         return []
 
+    @slow_work_outside_lock
     def move_to(self, actor, target, expected_version=None, **inputs):
         """The board move of a lead card: qualify (and go on), disqualify, reopen. Returns a Move."""
         from .opportunity import COLUMNS, Move, Opportunity

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from peewee import JOIN, Case, CharField, Check, DateField, DateTimeField, ForeignKeyField, IntegerField, TextField, fn
 
-from .base import BaseModel, MoneyField, Param, first, now, prepared, today, write_transaction
+from .base import BaseModel, MoneyField, Param, first, now, prepared, slow_work_outside_lock, today, write_transaction
 from .errors import NotAllowed, RuleNotMet, ValidationError
 from .activity import OnTheBoard
 from .history import HistoryEvent, Tracked
@@ -182,6 +182,7 @@ class Opportunity(Tracked, HasLines, OnTheBoard, BaseModel):
                 .order_by(Order.id.desc()).first())
 
     # ----- board moves ----------------------------------------------------------------------
+    @slow_work_outside_lock
     def move_to(self, actor, target, expected_version=None, **inputs):
         """Move the card to a board column, doing the business step; refused moves change nothing."""
         if target not in COLUMNS:

