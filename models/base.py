@@ -348,10 +348,10 @@ def done_outside_lock(key, work):
     lock held and the retried operation finds its result here (when the records did not change in
     between, the key is the same). Elsewhere the work is simply done now."""
     scope = _lock_free_scope.get()
+    if scope is not None and key in scope.results:
+        return scope.results[key]
     if scope is None or scope.committed or scope.in_place or not db.in_transaction():
         return work()
-    if key in scope.results:
-        return scope.results[key]
     raise SlowWorkFirst(key, work)
 
 
@@ -361,7 +361,11 @@ def slow_work_outside_lock(operation):
     database). Called outermost, the operation is tried; when it reaches work not done yet it rolls
     back, the work is done with no lock held, the model instances it was given are put back as they
     were, and it runs again, up to RETRIES_FOR_SLOW_WORK times before doing the work under the lock.
-    Nested calls, and calls inside a transaction begun elsewhere, run as they are."""
+    Nested calls, and calls inside a transaction begun elsewhere, run as they are.
+
+    The contract of a decorated operation: it writes only inside write_transaction (a commit ends the
+    retries: work asked for later is done where it is asked), and it re-reads under the lock every
+    record it changes (reload_locked / get_locked), as every write of this app does anyway."""
 
     @functools.wraps(operation)
     def run(*args, **kwargs):
@@ -376,7 +380,11 @@ def slow_work_outside_lock(operation):
                 try:
                     return operation(*args, **kwargs)
                 except SlowWorkFirst as wanted:
-                    scope.results[wanted.key] = wanted.work()
+                    outside = _lock_free_scope.set(None)  # the work itself is not part of the operation
+                    try:
+                        scope.results[wanted.key] = wanted.work()
+                    finally:
+                        _lock_free_scope.reset(outside)
                     for instance, (data, dirty, rel) in zip(instances, saved):
                         instance.__data__, instance._dirty, instance.__rel__ = dict(data), set(dirty), dict(rel)
             scope.in_place = True

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from peewee import BooleanField, CharField, Check, DateTimeField, ForeignKeyField, IntegerField, TextField
 
+from .documents import warm_up
 from .base import BaseModel, MoneyField, now, slow_work_outside_lock, today, write_transaction
 from .errors import NotAllowed, RuleNotMet, ValidationError
 from .activity import OnTheBoard
@@ -341,6 +342,8 @@ class Lead(Tracked, OnTheBoard, BaseModel):
             return Move(self, source, target)
         if target in ("fulfill", "invoiced"):
             raise NotAllowed("A lead must be qualified and proposed before it can be won.")
+        if target == "close":
+            warm_up()  # the quote may be activated: the PDF machinery's one-time costs before the lock
         with write_transaction():
             opportunity = self.qualify(actor, expected_version, **inputs)
             if target != "develop":

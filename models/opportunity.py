@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from peewee import JOIN, Case, CharField, Check, DateField, DateTimeField, ForeignKeyField, IntegerField, TextField, fn
 
+from .documents import warm_up
 from .base import BaseModel, MoneyField, Param, first, now, prepared, slow_work_outside_lock, today, write_transaction
 from .errors import NotAllowed, RuleNotMet, ValidationError
 from .activity import OnTheBoard
@@ -17,6 +18,7 @@ from .access import owned
 
 STAGES = ("develop", "propose", "close")
 COLUMNS = ("qualify", "develop", "propose", "close", "fulfill", "invoiced", "lost")
+DOCUMENT_STEPS = ("close", "fulfill", "invoiced")  # moves into these may activate a quote / issue an invoice
 STAGE_PROBABILITY = {"develop": 20, "propose": 50, "close": 80, "won": 100, "lost": 0}
 LOST_REASONS = ("price", "competitor", "no decision", "timing", "other")
 REVENUE_MODES = ("calculated", "entered")
@@ -187,6 +189,8 @@ class Opportunity(Tracked, HasLines, OnTheBoard, BaseModel):
         """Move the card to a board column, doing the business step; refused moves change nothing."""
         if target not in COLUMNS:
             raise ValidationError("Unknown stage.", {"stage": f"Choose one of: {', '.join(COLUMNS)}."})
+        if target in DOCUMENT_STEPS:
+            warm_up()  # the PDF machinery's one-time costs, before the lock (not under it)
         with write_transaction():
             self.reload_locked()
             source = self.column

@@ -11,10 +11,11 @@ from decimal import Decimal
 import pytest
 from lxml import etree
 
-from builders import (LINE, SECOND_LINE, events, fresh, make_closing, make_draft_invoice, make_proposed, make_won_deal,
-                      snapshot)
-from models import Account, HistoryEvent, Quote, RuleNotMet, Settings, User, db
+from builders import (LINE, SECOND_LINE, events, fresh, make_closing, make_draft_invoice, make_lead, make_proposed,
+                      make_won_deal, snapshot, win_inputs)
+from models import Account, HistoryEvent, Quote, RuleNotMet, Settings, StaleVersion, User, db
 from models import documents
+from models.base import RETRIES_FOR_SLOW_WORK
 from models.money import format_money
 
 COMPANY = {"company_name": "Falkenberg IT-Systeme GmbH", "address": "Gutenbergstraße 14\n70176 Stuttgart\nGermany",
@@ -279,7 +280,8 @@ def test_a_change_made_while_a_document_renders_is_in_the_frozen_document(databa
         if n == 1:  # our render ahead of the lock: meanwhile another seller takes the next number
             others.append(threading.Thread(target=issue_theirs))
             others[0].start()
-            others[0].join(timeout=5)  # were our write lock held, theirs would wait for it and the test fail
+            others[0].join(timeout=60)
+            assert not others[0].is_alive(), "their issue waited for our write lock"
     renders = watch_renders(monkeypatch, another_seller_issues_meanwhile)
     fresh(ours).issue(seller)
     others[0].join()
@@ -292,6 +294,50 @@ def test_a_change_made_while_a_document_renders_is_in_the_frozen_document(databa
     assert etree.fromstring(xml).find(".//rsm:ExchangedDocument/ram:ID", NS).text == f"INV-{year}-00002"
 
 
+def test_one_move_that_sends_the_quote_and_invoices_renders_both_before_the_lock(database, seller, monkeypatch):
+    company()
+    deal = make_proposed(seller, lines=(LINE, SECOND_LINE))
+    renders = watch_renders(monkeypatch)
+    move = deal.move_to(seller, "invoiced", activate_quote="1", **win_inputs(deal))
+    assert move.record.column == "invoiced" and fresh(deal).status == "won"
+    assert renders == [False, False], "the quote, then the invoice: each rendered once, no transaction open"
+    assert_frozen(fresh(deal).quote_in("won", "active"), "activate", "Quote", "Consulting day")
+    invoice = assert_frozen(fresh(deal).order.invoice, "issue", "Consulting day", "Travel")
+    assert invoice.status == "issued" and invoice.gross_total == Decimal("2270.56")
+
+
+def test_a_lead_dragged_to_close_sends_its_quote_rendered_before_the_lock(database, seller, monkeypatch):
+    company()
+    lead = make_lead(seller)
+    renders = watch_renders(monkeypatch)
+    move = lead.move_to(seller, "close", line_description="Setup fee", line_unit_price="500.00",
+                        line_tax_rate="19", activate_quote="1")
+    assert renders == [False]
+    assert fresh(lead).status == "qualified" and lead.status == "qualified"
+    deal = fresh(move.record)
+    assert deal.column == "close" and len(events(fresh(lead))) == 2 and len(events(deal)) == 1
+    assert Quote.select().where(Quote.opportunity == deal.id).count() == 1
+    assert_frozen(deal.quote_in("active"), "activate", "Setup fee", "€ 595.00")
+
+
+def test_an_edit_made_while_the_quote_renders_stops_its_activation_as_stale(database, seller, monkeypatch):
+    """The seller activates the version they saw; a colleague's edit in between is not sent unseen."""
+    company()
+    draft = make_proposed(seller).quote_in("draft")
+    version = draft.version
+
+    def colleague_edits(n):
+        if n == 1:
+            fresh(draft).update_fields(seller, notes="Delivery in two batches.")
+    renders = watch_renders(monkeypatch, colleague_edits)
+    with pytest.raises(StaleVersion):
+        fresh(draft).activate(seller, version)
+    assert renders == [False]
+    stored = fresh(draft)
+    assert (stored.status, stored.pdf, stored.pdf_sha256, stored.activated_at) == ("draft", None, None, None)
+    assert [e.action for e in events(stored)].count("activate") == 0
+
+
 def test_records_that_keep_changing_are_rendered_under_the_lock_in_the_end(database, seller, monkeypatch):
     company()
     deal = make_proposed(seller)
@@ -301,7 +347,7 @@ def test_records_that_keep_changing_are_rendered_under_the_lock_in_the_end(datab
             company(company_name=f"Renamed {n} GmbH")
     renders = watch_renders(monkeypatch, rename)
     deal.move_to(seller, "close", activate_quote="1")
-    assert renders == [False] * 4 + [True]
+    assert renders == [False] * RETRIES_FOR_SLOW_WORK + [True]
     assert_frozen(fresh(deal).quote_in("active"), "activate", "Renamed 4 GmbH")
     assert fresh(deal).column == "close"
 
