@@ -8,6 +8,7 @@ WeasyPrint is imported on the first render (it costs ~0.7 s) and kept for the li
 importing this module renders nothing and imports nothing heavy.
 """
 import base64
+import collections
 import contextvars
 import datetime
 import hashlib
@@ -59,6 +60,9 @@ _weasy = None
 _weasy_lock = threading.Lock()
 _env = None
 _thread_tools = threading.local()
+DRAFT_PDFS_KEPT = 32
+_draft_pdfs = collections.OrderedDict()
+_draft_pdfs_lock = threading.Lock()
 _facturx = None
 _pdf_timestamp = contextvars.ContextVar("pdf_timestamp", default=None)
 
@@ -503,7 +507,25 @@ def document_pdf(document):
     """The bytes to serve: exactly the stored ones when frozen, else a live render marked DRAFT."""
     if is_frozen(document):
         return bytes(document.pdf)
-    return render_pdf(document, draft=True)
+    return _draft_pdf(document_source(document, draft=True))
+
+
+def _draft_pdf(source):
+    """A draft's PDF, rendered again only when its source changed since it was last rendered in this
+    process (a seller looks at the PDF, then downloads it to send: one render). The key is the hash of
+    the whole source, so a cached PDF is exactly the one a render would make now."""
+    key = source.key
+    with _draft_pdfs_lock:
+        pdf = _draft_pdfs.get(key)
+        if pdf is not None:
+            _draft_pdfs.move_to_end(key)
+            return pdf
+    pdf = pdf_from_source(source)
+    with _draft_pdfs_lock:
+        _draft_pdfs[key] = pdf
+        while len(_draft_pdfs) > DRAFT_PDFS_KEPT:
+            _draft_pdfs.popitem(last=False)
+    return pdf
 
 
 # ----- Factur-X -------------------------------------------------------------------------------------

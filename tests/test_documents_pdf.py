@@ -212,6 +212,23 @@ def test_draft_renders_live_and_stores_nothing(database, seller):
     assert fresh(draft).pdf is None and fresh(draft).pdf_sha256 is None and before[0]["pdf"] is None
 
 
+def test_an_unchanged_draft_is_rendered_once_and_again_after_each_change(database, seller, monkeypatch):
+    company()
+    draft = make_proposed(seller).quote_in("draft")
+    renders = watch_renders(monkeypatch)
+    first = documents.document_pdf(fresh(draft))
+    assert documents.document_pdf(fresh(draft)) == first and len(renders) == 1
+    draft.update_fields(seller, notes="Delivery in two batches.")
+    edited = documents.document_pdf(fresh(draft))
+    assert len(renders) == 2 and "Delivery in two batches." in pdftotext(edited)
+    company(company_name="Renamed Holding AG")
+    assert "Renamed Holding AG" in pdftotext(documents.document_pdf(fresh(draft))) and len(renders) == 3
+    invoice = make_draft_invoice(seller)
+    before = len(renders)
+    assert watermarked(documents.document_pdf(invoice)) and watermarked(documents.document_pdf(fresh(invoice)))
+    assert len(renders) == before + 1
+
+
 def test_activation_freezes_the_quote_and_its_event_holds_the_hash(database, seller):
     company()
     quote = active_quote(seller)

@@ -3,12 +3,13 @@
 Run: .venv/bin/python tests/bench/bench_pdf.py [repeat]
 Prints medians and ratios: a warm 1-page quote and a 3-page quote against a bare WeasyPrint render of a
 one-line HTML page in the same process (targets <= 3x and <= 6x), and the Flask test-client time of
-downloading a frozen (activated) quote (target <= 5 ms). For reference it also renders the quotes' line
-tables alone as unstyled HTML tables: what WeasyPrint needs for the tables before any letterhead, totals
-or styling. Last, it activates quotes and issues invoices while another process (a second gunicorn worker) saves
-small changes in a loop, once as it is done now and once with the renders
-inside an enclosing write transaction (as before), and prints how long those saves took: a document is
-rendered before the write lock is taken, so other users' saves should not wait for it.
+downloading a frozen (activated) quote (target <= 5 ms) and of an unchanged draft downloaded again.
+For reference it also renders the quotes' line tables alone as unstyled HTML tables: what WeasyPrint
+needs for the tables before any letterhead, totals or styling. Last, it activates quotes and issues
+invoices while another process (a second gunicorn worker) saves small changes in a loop, once as the
+app does it and once with the renders inside an enclosing write transaction (as before), and prints
+how long those saves took: a document is rendered before the write lock is taken, so other users'
+saves should not wait for it.
 """
 import statistics
 import subprocess
@@ -165,6 +166,9 @@ def main():
     first = client.get(url)
     assert first.status_code == 200 and first.headers["Content-Type"] == "application/pdf"
     download, _ = median_ms(lambda: client.get(url), repeat=repeat * 10)
+    draft_url = f"/quotes/{one_page.id}.pdf"
+    assert client.get(draft_url).status_code == 200
+    draft_again, _ = median_ms(lambda: client.get(draft_url), repeat=repeat * 2)
     bare_flask = bare_app().test_client()
     route, _ = median_ms(lambda: bare_flask.get("/ping"), repeat=repeat * 10)
 
@@ -183,6 +187,8 @@ def main():
               f"{longest / freeze:.2f} x an activation / issue")
     print(f"{'frozen quote download, test client':40} median {download:8.2f} ms (target <= 5 ms), "
           f"{len(first.data) // 1024} KiB; bare Flask route {route:.2f} ms = {download / route:.1f} x")
+    print(f"{'draft quote downloaded again, unchanged':40} median {draft_again:8.2f} ms = {draft_again / small:.2f} x "
+          "its render (the source is made and hashed, the PDF kept from the last download)")
 
 
 if __name__ == "__main__":
