@@ -580,6 +580,8 @@ def test_downloads_are_pdf_attachments_named_after_the_document(app, user, logge
         assert resp.headers["Content-Type"] == "application/pdf"
         assert resp.headers["Content-Disposition"] == f'attachment; filename="{name}"'
         assert resp.data.startswith(b"%PDF-")
+        viewed = logged_in.get(url + "?view=1")  # the panel's "view": the browser's PDF viewer, same bytes
+        assert viewed.headers["Content-Disposition"] == f'inline; filename="{name}"' and viewed.data == resp.data
     assert quote.file_name == f"Q-{quote.number:05d}-rev1.pdf"
     with app.test_request_context():
         from flask import url_for

@@ -516,6 +516,7 @@ def test_related_records_link_the_whole_deal_and_the_timeline_shows_their_events
     assert "€" in html and "Tax 19 %" in html
     invoice_panel = logged_in.hx_get(_url(invoice)).get_data(as_text=True)
     assert f'href="/invoices/{invoice.id}.pdf" download>{invoice.number}.pdf</a>' in invoice_panel
+    assert f'href="/invoices/{invoice.id}.pdf?view=1" target="_blank" rel="noopener"' in invoice_panel
     assert f'href="/quotes/{quote.id}.pdf" download>' in logged_in.hx_get(_url(quote)).get_data(as_text=True)
     deal_panel = logged_in.hx_get(f"/opportunities/{deal.id}").get_data(as_text=True)
     assert f'href="/quotes/{quote.id}"' in deal_panel and f'href="/invoices/{invoice.id}"' in deal_panel

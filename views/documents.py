@@ -9,11 +9,13 @@ bp = Blueprint("documents", __name__)
 
 
 def pdf_response(document):
-    """The document's PDF as a download: stored bytes (with their hash as ETag) or a live DRAFT render."""
+    """The document's PDF as a download (?view=1: shown in the browser's PDF viewer instead): stored bytes
+    (with their hash as ETag) or a live DRAFT render."""
     frozen = is_frozen(document)
     resp = make_response(document_pdf(document))
     resp.headers["Content-Type"] = "application/pdf"
-    resp.headers["Content-Disposition"] = f'attachment; filename="{document.file_name}"'
+    disposition = "inline" if request.args.get("view") == "1" else "attachment"
+    resp.headers["Content-Disposition"] = f'{disposition}; filename="{document.file_name}"'
     resp.headers["X-Content-Type-Options"] = "nosniff"
     if frozen:
         resp.set_etag(document.pdf_sha256)
