@@ -7,7 +7,7 @@ from .catalog import Product
 from .errors import DomainError, NotAllowed, NotFound, RuleNotMet, StaleVersion, ValidationError
 from .history import HistoryEvent
 from .imports import ImportJob, ImportResult
-from .invoice import Invoice, InvoiceLine
+from .invoice import CreditNote, Invoice, InvoiceLine
 from .lead import Lead
 from .opportunity import COLUMNS, Move, Opportunity, OpportunityLine
 from .order import Order, OrderLine
@@ -18,10 +18,10 @@ from .security import LoginFailure, SecurityEvent
 from .user import Team, User
 
 MODELS = [Team, User, Settings, NumberSequence, Account, Contact, Product, Lead, Opportunity, OpportunityLine,
-          Quote, QuoteLine, Order, OrderLine, Invoice, InvoiceLine, Activity, HistoryEvent, SecurityEvent, LoginFailure,
+          Quote, QuoteLine, Order, OrderLine, Invoice, InvoiceLine, CreditNote, Activity, HistoryEvent, SecurityEvent, LoginFailure,
           CaptureForm, ApiToken, ImportJob, ImportResult]
 
-__all__ = ["MODELS", "db", "Activity", "Product", "HistoryEvent", "Invoice", "InvoiceLine", "Lead",
+__all__ = ["MODELS", "db", "Activity", "Product", "HistoryEvent", "CreditNote", "Invoice", "InvoiceLine", "Lead",
            "Opportunity", "OpportunityLine", "Order", "OrderLine", "Account", "Contact", "Quote", "QuoteLine",
            "NumberSequence", "Settings", "User", "Team", "ImportJob", "ImportResult", "SecurityEvent", "LoginFailure", "CaptureForm", "ApiToken", "COLUMNS", "Move", "DomainError", "NotAllowed", "NotFound",
            "RuleNotMet", "StaleVersion", "ValidationError"]

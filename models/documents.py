@@ -364,6 +364,17 @@ def invoice_context(invoice, settings, draft):
     return context
 
 
+def credit_note_context(credit, settings):
+    """Everything templates/documents/credit_note.html shows: the voided invoice's parties, lines and totals."""
+    invoice = credit.invoice
+    context = _common_context(invoice, settings, draft=False)
+    context.update(document=credit, invoice=invoice, kind="credit-note", title="Credit note", number=credit.number,
+                   date=credit.issue_date,
+                   meta=[("Credit note no.", credit.number), ("Date", _long_date(credit.issue_date)),
+                         ("For invoice", invoice.number), ("Invoice date", _long_date(invoice.issue_date))])
+    return context
+
+
 # ----- rendering ----------------------------------------------------------------------------------
 
 def warm_up():
@@ -453,9 +464,25 @@ def invoice_source(invoice, draft=None, settings=None):
                           datetime.datetime(issued.year, issued.month, issued.day, tzinfo=datetime.timezone.utc))
 
 
+def credit_note_source(credit, settings=None):
+    """A credit note's source: always issued, so PDF/A-3b with its Factur-X XML (type 381)."""
+    from .settings import Settings
+    settings = settings or Settings.load()
+    html = render_html("documents/credit_note.html", credit_note_context(credit, settings))
+    issued = credit.issue_date
+    metadata = {"author": settings.company_name, "keywords": "Factur-X, Credit note",
+                "title": f"{settings.company_name}: Credit note {credit.number}",
+                "subject": f"Credit note {credit.number} dated {issued.isoformat()} for invoice "
+                           f"{credit.invoice.number} issued by {settings.company_name}"}
+    return DocumentSource(html, "pdf/a-3b", credit_note_xml(credit, settings, check_xsd=False), metadata,
+                          datetime.datetime(issued.year, issued.month, issued.day, tzinfo=datetime.timezone.utc))
+
+
 def document_source(document, draft=None):
     if document.record_type == "quote":
         return quote_source(document, draft)
+    if document.record_type == "credit_note":
+        return credit_note_source(document)
     return invoice_source(document, draft)
 
 
@@ -583,7 +610,28 @@ def _seller_party(settings, country):
 def facturx_xml(invoice, settings, check_xsd=True):
     """The invoice's EN 16931 CII XML (Factur-X profile EN16931), checked against the XSD unless the caller
     does it (generate_from_binary checks it when it embeds the XML)."""
-    facturx = _facturx_module()
+    return _facturx_module().generate_xml(_facturx_data(invoice, settings), flavor="factur-x", level="en16931",
+                                          check_xsd=check_xsd, check_schematron=False)
+
+
+def credit_note_xml(credit, settings, check_xsd=True):
+    """The credit note's EN 16931 CII XML: the voided invoice's parties, lines and totals, type 381, with the
+    invoice as preceding invoice reference (BG-3); nothing to pay to the seller, so no payment means."""
+    invoice = credit.invoice
+    data = _facturx_data(invoice, settings)
+    for key in ("BT-9", "BT-81", "BT-83", "BT-84", "BT-86"):
+        data.pop(key, None)
+    data.update({"BT-1": credit.number, "BT-2": credit.issue_date, "BT-3": "381",
+                 "BG-3": [{"BT-25": invoice.number, "BT-26": invoice.issue_date}],
+                 "BT-20": f"Credit note for invoice {invoice.number}: the invoice is void and not to be paid."})
+    if credit.reason:
+        data["BG-1"] = [{"BT-22": credit.reason[:1000]}]
+    return _facturx_module().generate_xml(data, flavor="factur-x", level="en16931", check_xsd=check_xsd,
+                                          check_schematron=False)
+
+
+def _facturx_data(invoice, settings):
+    """The invoice's Factur-X fields (factur-x's generate_xml dictionary, keyed by EN 16931 business terms)."""
     seller = seller_block(settings)
     buyer = customer_party(invoice)
     totals = invoice.totals()
@@ -637,5 +685,4 @@ def facturx_xml(invoice, settings, check_xsd=True):
         bic = _BIC.search((settings.bank_details or "").upper())
         if bic:
             data["BT-86"] = bic.group(1)
-    return facturx.generate_xml(data, flavor="factur-x", level="en16931", check_xsd=check_xsd,
-                                check_schematron=False)
+    return data

@@ -194,11 +194,15 @@ class Invoice(Tracked, HasLines, BaseModel):
             HistoryEvent.write(actor, self, "paid", {"status": ("issued", "paid"), "paid_on": (None, paid)})
         return True
 
+    @slow_work_outside_lock
     def cancel(self, actor, expected_version=None, reason=None):
-        """Draft/issued -> canceled; an issued invoice keeps its number (no gap). Deal locked first."""
+        """Draft/issued -> canceled; an issued invoice keeps its number (no gap) and is voided by a credit
+        note issued in the same transaction (numbered, frozen, Factur-X type 381). Deal locked first."""
         c = Cleaner({"reason": reason or ""})
         c.text("reason", 2000, multiline=True)
         values = c.raise_if_errors("The invoice could not be canceled.")
+        from .documents import warm_up
+        warm_up()
         with write_transaction():
             deal = Opportunity.get_locked(self.opportunity_id)
             self.reload_locked()
@@ -213,10 +217,68 @@ class Invoice(Tracked, HasLines, BaseModel):
             self.status = "canceled"
             self.cancel_reason = values["reason"]
             self.save_version()
-            HistoryEvent.write(actor, self, "cancel", {"status": (old, "canceled")}, note=values["reason"])
-            SecurityEvent.log("invoice_canceled", actor=actor, detail=f"{self.number or 'draft'}: {values['reason']}")
+            changes = {"status": (old, "canceled")}
+            if old == "issued":
+                credit = CreditNote.issue_for(self)
+                changes.update(credit_note=(None, credit.number), credit_note_sha256=(None, credit.pdf_sha256))
+            HistoryEvent.write(actor, self, "cancel", changes, note=values["reason"])
+            credited = f" (credit note {changes['credit_note'][1]})" if "credit_note" in changes else ""
+            SecurityEvent.log("invoice_canceled", actor=actor,
+                              detail=f"{self.number or 'draft'}{credited}: {values['reason']}")
             deal.sync_column(actor)
         return True
+
+    @property
+    def credit_note(self):
+        """The credit note that voided this issued invoice (None when there is none)."""
+        if self.status != "canceled" or not self.number:
+            return None
+        return CreditNote.select_without("pdf").where(CreditNote.invoice == self.id).first()
+
+
+class CreditNote(BaseModel):
+    """The document that voids an issued invoice in full (UNTDID 1001 type 381, referring to the invoice):
+    numbered gaplessly per year in its own sequence, rendered once and frozen like the invoice."""
+    record_type = "credit_note"
+
+    invoice = ForeignKeyField(Invoice, unique=True, backref="credit_notes", on_delete="RESTRICT")
+    number = CharField(max_length=20, unique=True)
+    year = IntegerField()
+    sequence = IntegerField()
+    issue_date = DateField()
+    reason = TextField(default="")
+    pdf = BlobField(null=True)
+    pdf_sha256 = CharField(max_length=64, null=True)
+    created_at = DateTimeField(default=now)
+
+    class Meta:
+        table_name = "credit_note"
+        indexes = ((("year", "sequence"), True),)
+
+    @staticmethod
+    def format_number(year, sequence):
+        return f"CN-{year}-{sequence:05d}"
+
+    @property
+    def display_number(self):
+        return self.number
+
+    @property
+    def file_name(self):
+        return f"{self.number}.pdf"
+
+    @classmethod
+    def issue_for(cls, invoice):
+        """Number, store and freeze the credit note of `invoice` (inside the caller's write transaction)."""
+        from .documents import freeze
+        issued_on = today()
+        sequence = NumberSequence.next_value(f"credit-note-{issued_on.year}")
+        credit = cls.create(invoice=invoice.id, number=cls.format_number(issued_on.year, sequence),
+                            year=issued_on.year, sequence=sequence, issue_date=issued_on,
+                            reason=invoice.cancel_reason)
+        freeze(credit)
+        credit.save()
+        return credit
 
 
 class InvoiceLine(LineBase):

@@ -1,7 +1,7 @@
 """Documents: quote and invoice PDFs at stable URLs; frozen ones are served exactly as stored."""
 from flask import Blueprint, abort, make_response, request
 
-from models import Invoice, Quote
+from models import CreditNote, Invoice, Quote
 from models.documents import document_pdf, is_frozen
 from .common import url_record
 
@@ -35,6 +35,15 @@ def quote_pdf(quote_id):
 def invoice_pdf(invoice_id):
     """The invoice as PDF (frozen PDF/A-3b with Factur-X since issue; a draft renders live, marked DRAFT)."""
     return pdf_response(url_record("invoice_id"))
+
+
+@bp.get("/invoices/<int:invoice_id>/credit-note.pdf")
+def credit_note_pdf(invoice_id):
+    """The credit note that voided a canceled invoice (frozen PDF/A-3b with Factur-X type 381)."""
+    credit = url_record("invoice_id").credit_note
+    if credit is None:
+        abort(404)
+    return pdf_response(CreditNote.get_by_id(credit.id))
 
 
 @bp.get("/opportunities/<int:opportunity_id>/quote.pdf")

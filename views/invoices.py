@@ -32,7 +32,8 @@ def invoice_actions(invoice):
         actions.append(Action("paid", "Mark paid", "invoices.mark_paid", "primary", "inline", submit="Mark paid",
                               inputs=[Input("paid_on", "Paid on", "date", today().isoformat(), True)]))
     if "cancel" in possible:
-        keeps = " It keeps its number." if invoice.status == "issued" else ""
+        keeps = (" It keeps its number, and a credit note that voids it is issued (numbered, frozen, "
+                 "with the reason below)." if invoice.status == "issued" else "")
         actions.append(Action("cancel", "Cancel invoice", "invoices.cancel", "danger", "expand",
                               submit="Cancel the invoice", intro=f"The invoice is canceled.{keeps}",
                               inputs=[Input("reason", "Reason", "textarea", "", True)]))
