@@ -27,6 +27,8 @@ RECORD_ARGS = {"lead_id": "lead", "opportunity_id": "opportunity", "quote_id": "
                "product_id": "product"}
 BLUEPRINT_RECORDS = {"leads": "lead", "opportunities": "opportunity", "quotes": "quote", "orders": "order",
                      "invoices": "invoice", "accounts": "account", "contacts": "contact", "products": "product"}
+# Routes that need their record in a given state: the credit note of a canceled invoice.
+STATE_RECORDS = {"documents.credit_note_pdf": "credited"}
 # Routes that take their record from the form instead of the URL.
 FORM_RECORDS = {"board.move": "opportunity", "activities.create": "opportunity"}
 QUERY_RECORDS = {"products.search": "opportunity"}
@@ -38,7 +40,8 @@ SPECIAL = {"settings.save": "managers and admins change the settings",
 
 def _world():
     """Two teams: North (sellers Sam and Sue, manager Max), South (seller Sid); admin Ada; Lou has no team.
-    Sam, Sue and Sid each own a lead, and a deal with quote, order, draft invoice, account, contact, task."""
+    Sam, Sue and Sid each own a lead, and a deal with quote, order, draft invoice, account, contact, task,
+    and an invoice canceled by a credit note."""
     north, south = Team.create(name="North"), Team.create(name="South")
     users = {
         "sam": User.create_user("sam@example.com", PASSWORD, "Sam Seller", "seller", team=north),
@@ -58,12 +61,21 @@ def _world():
         quote = Quote.get(Quote.opportunity == deal.id)
         task = Activity.add(actor, deal, kind="task", subject=f"Call {owner}", due_date="2030-01-01")
         Invoice.get_by_id(invoice.id).issue(actor)
-        records[owner] = {"lead": make_lead(actor, name=f"{owner.capitalize()} Lead"), "opportunity": deal,
+        credited = issue_and_cancel(actor, owner)
+        records[owner] = {"credited": credited,"lead": make_lead(actor, name=f"{owner.capitalize()} Lead"), "opportunity": deal,
                           "quote": quote, "order": Order.get_by_id(invoice.order_id), "invoice": invoice,
                           "account": Account.get_by_id(deal.account_id), "contact": Contact.get_by_id(deal.contact_id),
                           "activity": task, "product": product, "form": form,
                           "import": ImportJob.create(owner=actor, filename=f"{owner}.csv")}
     return users, records
+
+
+def issue_and_cancel(actor, owner):
+    """An invoice of `owner`'s, issued and then canceled: voided by a credit note."""
+    invoice = make_draft_invoice(actor, company=f"{owner.capitalize()} Returns", name=f"{owner.capitalize()} Buyer")
+    Invoice.get_by_id(invoice.id).issue(actor)
+    Invoice.get_by_id(invoice.id).cancel(actor, reason="Returned")
+    return Invoice.get_by_id(invoice.id)
 
 
 def _access(actor, owner):
@@ -90,7 +102,7 @@ def _url(rule, records):
     args, kind = {}, None
     for name in rule.arguments:
         if name in RECORD_ARGS:
-            kind = RECORD_ARGS[name]
+            kind = STATE_RECORDS.get(rule.endpoint, RECORD_ARGS[name])
             args[name] = records[kind].id
         elif name == "record_id":
             kind = BLUEPRINT_RECORDS.get(rule.endpoint.split(".")[0]) or "opportunity"
@@ -274,7 +286,8 @@ def test_board_totals_count_only_what_is_in_reach(app):
         for name, deals in (("sam", 2), ("max", 2), ("ada", 3), ("lou", 0)):
             headers = column_headers(BoardFilter.from_args({}, users[name]))
             assert headers["qualify"].count == deals, name
-            assert sum(h.count for h in headers.values()) == deals * 2, name
+            # each owner's lead, invoiced deal and the deal whose invoice was canceled (back in Fulfill)
+            assert sum(h.count for h in headers.values()) == deals * 3, name
 
 
 def test_reassigning_owners(app):
@@ -415,14 +428,17 @@ def test_login_throttle_per_address(app):
 
 def test_issue_and_cancel_of_invoices_are_in_the_security_log(app):
     with db.connection_context():
-        users, records = _world()  # issues one invoice for each of Sam, Sue and Sid
+        users, records = _world()  # issues two invoices for each of Sam, Sue and Sid and cancels the second
         issued = list(SecurityEvent.select().where(SecurityEvent.kind == "invoice_issued").order_by(SecurityEvent.id))
-        assert [e.actor_id for e in issued] == [users[n].id for n in ("sam", "sue", "sid")]
+        assert [e.actor_id for e in issued] == [users[n].id for n in ("sam", "sam", "sue", "sue", "sid", "sid")]
         invoice = Invoice.get_by_id(records["sam"]["invoice"].id)
         assert invoice.number in issued[0].detail
+        before = SecurityEvent.select().where(SecurityEvent.kind == "invoice_canceled").count()
         invoice.cancel(users["max"], reason="Wrong address")
-        canceled = SecurityEvent.get(SecurityEvent.kind == "invoice_canceled")
-        assert canceled.actor_id == users["max"].id and "Wrong address" in canceled.detail
+        canceled = SecurityEvent.select().where(SecurityEvent.kind == "invoice_canceled").order_by(
+            SecurityEvent.id.desc()).first()
+        assert before == 3 and canceled.actor_id == users["max"].id and "Wrong address" in canceled.detail
+        assert invoice.number in canceled.detail and Invoice.get_by_id(invoice.id).credit_note.number in canceled.detail
 
 
 def test_qualify_offers_and_links_only_customers_in_reach(app):

@@ -11,9 +11,10 @@ from decimal import Decimal
 import pytest
 from lxml import etree
 
+from clients import PASSWORD, HtmxClient
 from builders import (LINE, SECOND_LINE, events, fresh, make_closing, make_draft_invoice, make_lead, make_proposed,
                       make_won_deal, snapshot, win_inputs)
-from models import Account, HistoryEvent, Quote, RuleNotMet, Settings, StaleVersion, User, db
+from models import Account, CreditNote, HistoryEvent, Quote, RuleNotMet, Settings, StaleVersion, User, db
 from models import documents
 from models.base import RETRIES_FOR_SLOW_WORK
 from models.money import format_money
@@ -516,6 +517,82 @@ def test_an_invoice_to_a_private_buyer_passes_the_en16931_schematron(database, s
     fresh(deal).issue(seller)
     invoice = fresh(deal)
     assert schematron_failures(embedded_xml(bytes(invoice.pdf))[1]) == []
+
+
+# ----- credit notes ----------------------------------------------------------------------------------------
+
+def canceled_with_credit_note(actor, reason="Wrong delivery address"):
+    invoice = issued_invoice(actor)
+    fresh(invoice).cancel(actor, reason=reason)
+    invoice = fresh(invoice)
+    return invoice, CreditNote.get_by_id(invoice.credit_note.id)
+
+
+def test_canceling_an_issued_invoice_issues_a_frozen_credit_note_that_voids_it(database, seller):
+    company()
+    invoice, credit = canceled_with_credit_note(seller)
+    year = credit.issue_date.year
+    assert invoice.status == "canceled" and invoice.number == f"INV-{year}-00001"
+    assert (credit.number, credit.reason) == (f"CN-{year}-00001", "Wrong delivery address")
+    assert credit.pdf_sha256 == hashlib.sha256(bytes(credit.pdf)).hexdigest()
+    cancel = next(e for e in events(invoice) if e.action == "cancel")
+    assert cancel.change_map["credit_note"] == [None, credit.number]
+    assert cancel.change_map["credit_note_sha256"] == [None, credit.pdf_sha256]
+    text = one_line(pdftotext(bytes(credit.pdf)))
+    for expected in ("Credit note", credit.number, f"For invoice {invoice.number}", "Consulting day", "Travel",
+                     "Total credited " + money(invoice.gross_total), "VAT 19 %", "VAT 7 %", "Wrong delivery address",
+                     invoice.account.name, "no longer due"):
+        assert expected in text, expected
+    assert not watermarked(bytes(credit.pdf))
+    name, xml = embedded_xml(bytes(credit.pdf))
+    from facturx import xml_check_xsd
+    assert name == "factur-x.xml" and xml_check_xsd(xml, flavor="factur-x", level="en16931") is True
+    root = etree.fromstring(xml)
+    assert root.findtext(".//rsm:ExchangedDocument/ram:ID", namespaces=NS) == credit.number
+    assert root.findtext(".//rsm:ExchangedDocument/ram:TypeCode", namespaces=NS) == "381"
+    assert root.findtext(".//ram:InvoiceReferencedDocument/ram:IssuerAssignedID", namespaces=NS) == invoice.number
+    assert xml_amount(root, "//ram:GrandTotalAmount") == invoice.gross_total
+    assert not root.xpath("//ram:PayeePartyCreditorFinancialAccount", namespaces=NS)
+    assert schematron_failures(xml) == []
+    company(company_name="Renamed Holding AG")
+    assert documents.document_pdf(fresh(credit)) == bytes(credit.pdf), "frozen: served as stored"
+
+
+def test_credit_notes_are_numbered_gaplessly_and_drafts_need_none(database, seller):
+    company()
+    first = canceled_with_credit_note(seller)[1]
+    draft = make_draft_invoice(seller)
+    fresh(draft).cancel(seller, reason="Duplicate")
+    assert fresh(draft).status == "canceled" and fresh(draft).credit_note is None
+    issued = issued_invoice(seller)
+    with pytest.raises(RuleNotMet):
+        fresh(issued).cancel(seller, reason="")  # refused: no credit note, no number used
+    assert fresh(issued).status == "issued" and CreditNote.select().count() == 1
+    second = canceled_with_credit_note(seller)[1]
+    year = first.issue_date.year
+    assert (first.number, second.number) == (f"CN-{year}-00001", f"CN-{year}-00002")
+
+
+def test_credit_note_is_downloaded_from_the_invoice_panel_by_those_who_see_the_invoice(app, user, logged_in, client):
+    with db.connection_context():
+        company()
+        actor = User.get_by_id(user.id)
+        invoice, credit = canceled_with_credit_note(actor)
+        other = issued_invoice(actor)
+    url = f"/invoices/{invoice.id}/credit-note.pdf"
+    panel = logged_in.hx_get(f"/invoices/{invoice.id}").get_data(as_text=True)
+    assert f'href="{url}" download>{credit.number}.pdf</a>' in panel and "Wrong delivery address" in panel
+    resp = logged_in.get(url)
+    assert resp.status_code == 200 and resp.data == bytes(credit.pdf)
+    assert resp.headers["Content-Disposition"] == f'attachment; filename="{credit.number}.pdf"'
+    assert resp.headers["ETag"] == f'"{credit.pdf_sha256}"'
+    assert logged_in.get(f"/invoices/{other.id}/credit-note.pdf").status_code == 404  # not canceled: none
+    assert client.get(url).status_code in (302, 401)  # a login is needed
+    with db.connection_context():
+        User.create_user("outsider@example.com", PASSWORD, "Olga Outsider", "seller")
+    outsider = HtmxClient(app.test_client())
+    assert outsider.login("outsider@example.com").status_code == 302
+    assert outsider.get(url).status_code == 404  # out of reach, as if it did not exist
 
 
 @pytest.mark.parametrize("country, vat_id, category, reason", [
