@@ -209,8 +209,10 @@ def customer_party(document):
 def customer_block(document, home_country):
     """Customer name, attention line and postal lines (the country only when it is abroad)."""
     party = customer_party(document)
-    if party is None:
-        return None
+    return None if party is None else customer_block_of(party, home_country)
+
+
+def customer_block_of(party, home_country):
     city = " ".join(p for p in (party["postal_code"], party["city"]) if p)
     lines = [line for line in (party["street"], city) if line]
     if party["country"] and party["country"] != home_country:
@@ -365,9 +367,18 @@ def invoice_context(invoice, settings, draft):
 
 
 def credit_note_context(credit, settings):
-    """Everything templates/documents/credit_note.html shows: the voided invoice's parties, lines and totals."""
+    """Everything templates/documents/credit_note.html shows: the voided invoice's lines and totals, and its
+    buyer, VAT categories and currency as the issued invoice's e-invoice states them (a customer's address
+    or the settings may have changed since). The letterhead is the company's today: the document is new."""
     invoice = credit.invoice
     context = _common_context(invoice, settings, draft=False)
+    issued = _issued_terms(invoice)
+    if issued is not None:
+        seller_country, buyer, currency = issued
+        customer = customer_block_of(dict(buyer, attention=(context["customer"] or {}).get("attention", "")),
+                                     seller_country)
+        context.update(customer=customer, tax_rows=tax_rows(context["totals"], {"country": seller_country}, buyer),
+                       money=lambda amount: format_money(amount, currency), currency=currency)
     context.update(document=credit, invoice=invoice, kind="credit-note", title="Credit note", number=credit.number,
                    date=credit.issue_date,
                    meta=[("Credit note no.", credit.number), ("Date", _long_date(credit.issue_date)),
@@ -614,9 +625,90 @@ def facturx_xml(invoice, settings, check_xsd=True):
                                           check_xsd=check_xsd, check_schematron=False)
 
 
+CII = {"rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
+       "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
+       "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
+       "qdt": "urn:un:unece:uncefact:data:standard:QualifiedDataType:100"}
+
+
+def _issued_xml(invoice):
+    """The Factur-X XML embedded in the issued invoice's frozen PDF, parsed (None without one)."""
+    if not invoice.pdf:
+        return None
+    from lxml import etree
+    from facturx import get_xml_from_pdf
+    _, xml = get_xml_from_pdf(bytes(invoice.pdf), check_xsd=False)
+    return etree.fromstring(xml) if xml else None
+
+
+def _issued_terms(invoice):
+    """(seller country, buyer party, currency) as the issued invoice's XML states them, or None."""
+    root = _issued_xml(invoice)
+    if root is None:
+        return None
+
+    def text(node, path):
+        return (node.findtext(path, namespaces=CII) or "").strip() if node is not None else ""
+    seller = root.find(".//ram:SellerTradeParty", CII)
+    buyer = root.find(".//ram:BuyerTradeParty", CII)
+    address = buyer.find("ram:PostalTradeAddress", CII)
+    party = {"kind": "account", "name": text(buyer, "ram:Name"), "street": text(address, "ram:LineOne"),
+             "postal_code": text(address, "ram:PostcodeCode"), "city": text(address, "ram:CityName"),
+             "country": text(address, "ram:CountryID"),
+             "vat_id": text(buyer, "ram:SpecifiedTaxRegistration/ram:ID[@schemeID='VA']")}
+    currency = text(root, ".//ram:ApplicableHeaderTradeSettlement/ram:InvoiceCurrencyCode")
+    return text(seller, "ram:PostalTradeAddress/ram:CountryID"), party, currency
+
+
 def credit_note_xml(credit, settings, check_xsd=True):
-    """The credit note's EN 16931 CII XML: the voided invoice's parties, lines and totals, type 381, with the
-    invoice as preceding invoice reference (BG-3); nothing to pay to the seller, so no payment means."""
+    """The credit note's EN 16931 CII XML: the issued invoice's own XML (same parties, VAT categories,
+    currency, lines and totals) as type 381 with its number and date, the invoice as preceding invoice
+    reference (BG-3), the reason as note, and no due date or payment means (nothing is to be paid)."""
+    root = _issued_xml(credit.invoice)
+    if root is None:
+        return _credit_note_xml_from_records(credit, settings, check_xsd)
+    from lxml import etree
+    invoice = credit.invoice
+
+    def element(parent, tag, text=None, **attributes):
+        prefix, name = tag.split(":")
+        node = etree.SubElement(parent, f"{{{CII[prefix]}}}{name}", **attributes)
+        node.text = text
+        return node
+    header = root.find("rsm:ExchangedDocument", CII)
+    header.find("ram:ID", CII).text = credit.number
+    header.find("ram:TypeCode", CII).text = "381"
+    header.find("ram:IssueDateTime/udt:DateTimeString", CII).text = credit.issue_date.strftime("%Y%m%d")
+    for note in header.findall("ram:IncludedNote", CII):
+        header.remove(note)
+    if credit.reason:
+        note = etree.Element(f"{{{CII['ram']}}}IncludedNote")
+        element(note, "ram:Content", credit.reason[:1000])
+        header.insert(list(header).index(header.find("ram:IssueDateTime", CII)) + 1, note)
+    settlement = root.find(".//ram:ApplicableHeaderTradeSettlement", CII)
+    for path in ("ram:PaymentReference", "ram:SpecifiedTradeSettlementPaymentMeans"):
+        for node in settlement.findall(path, CII):
+            settlement.remove(node)
+    for terms in settlement.findall("ram:SpecifiedTradePaymentTerms", CII):
+        settlement.remove(terms)
+    terms = etree.Element(f"{{{CII['ram']}}}SpecifiedTradePaymentTerms")
+    element(terms, "ram:Description", f"Credit note for invoice {invoice.number}: the invoice is void and not "
+                                      "to be paid.")
+    summation = settlement.find("ram:SpecifiedTradeSettlementHeaderMonetarySummation", CII)
+    summation.addprevious(terms)
+    reference = etree.Element(f"{{{CII['ram']}}}InvoiceReferencedDocument")
+    element(reference, "ram:IssuerAssignedID", invoice.number)
+    dated = element(reference, "ram:FormattedIssueDateTime")
+    element(dated, "qdt:DateTimeString", invoice.issue_date.strftime("%Y%m%d"), format="102")
+    summation.addnext(reference)
+    xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    if check_xsd:
+        _facturx_module().xml_check_xsd(xml, flavor="factur-x", level="en16931")
+    return xml
+
+
+def _credit_note_xml_from_records(credit, settings, check_xsd=True):
+    """The credit note's XML from the records, for an invoice issued before invoices carried their XML."""
     invoice = credit.invoice
     data = _facturx_data(invoice, settings)
     for key in ("BT-9", "BT-81", "BT-83", "BT-84", "BT-86"):
@@ -679,6 +771,8 @@ def _facturx_data(invoice, settings):
     fulfilled = invoice.order.fulfilled_at
     if fulfilled:
         data["BT-72"] = fulfilled.date()
+    else:  # invoiced before delivery: the deliver-to party (the buyer) is the delivery information
+        data["BG-13"] = {key: value for key, value in data["BG-7"].items() if key != "vat_identifier"}
     iban = _bank_iban(settings)
     if iban:
         data.update({"BT-81": "58", "BT-84": iban, "BT-83": invoice.number})

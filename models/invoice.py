@@ -271,7 +271,7 @@ class CreditNote(BaseModel):
     def issue_for(cls, invoice):
         """Number, store and freeze the credit note of `invoice` (inside the caller's write transaction)."""
         from .documents import freeze
-        issued_on = today()
+        issued_on = max(today(), invoice.issue_date)  # an invoice may be dated tomorrow: never before it
         sequence = NumberSequence.next_value(f"credit-note-{issued_on.year}")
         credit = cls.create(invoice=invoice.id, number=cls.format_number(issued_on.year, sequence),
                             year=issued_on.year, sequence=sequence, issue_date=issued_on,

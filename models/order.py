@@ -128,6 +128,10 @@ class Order(Tracked, HasLines, BaseModel):
             if self.status != "open":
                 raise NotAllowed(f"Order {self.display_number} is {self.status}; only an open order can be canceled.")
             self.check_version(expected_version)
+            invoiced = self.invoices.where(self.invoices.model.status.in_(["issued", "paid"])).first()
+            if invoiced is not None:
+                raise NotAllowed(f"Order {self.display_number} has invoice {invoiced.number} ({invoiced.status}): "
+                                 "cancel the invoice first (a credit note voids it), then the order.")
             if not values.get("reason"):
                 raise RuleNotMet("Say why the order is canceled.", {"reason": "Enter a reason."})
             self.status = "canceled"

@@ -14,7 +14,7 @@ from lxml import etree
 from clients import PASSWORD, HtmxClient
 from builders import (LINE, SECOND_LINE, events, fresh, make_closing, make_draft_invoice, make_lead, make_proposed,
                       make_won_deal, snapshot, win_inputs)
-from models import Account, CreditNote, HistoryEvent, Quote, RuleNotMet, Settings, StaleVersion, User, db
+from models import Account, CreditNote, HistoryEvent, Invoice, Quote, RuleNotMet, Settings, StaleVersion, User, db
 from models import documents
 from models.base import RETRIES_FOR_SLOW_WORK
 from models.money import format_money
@@ -556,6 +556,45 @@ def test_canceling_an_issued_invoice_issues_a_frozen_credit_note_that_voids_it(d
     assert schematron_failures(xml) == []
     company(company_name="Renamed Holding AG")
     assert documents.document_pdf(fresh(credit)) == bytes(credit.pdf), "frozen: served as stored"
+
+
+def test_a_credit_note_states_the_invoice_as_issued_not_as_the_records_are_now(database, seller):
+    """The customer moved abroad and the company changed its currency after the invoice was sent: the credit
+    note still names the buyer, VAT categories and currency of the invoice it voids."""
+    company()
+    invoice = issued_invoice(seller, lines=(LINE, {**SECOND_LINE, "tax_rate": "0"}))
+    issued_xml = etree.fromstring(embedded_xml(bytes(invoice.pdf))[1])
+    customer_of(invoice, street="Rue de Rivoli 1", postal_code="75001", city="Paris", country="FR",
+                vat_id="FR40303265045")
+    company(currency="USD", company_name="Renamed Holding AG")
+    fresh(invoice).cancel(seller, reason="Returned")
+    credit = CreditNote.get_by_id(fresh(invoice).credit_note.id)
+    root = etree.fromstring(embedded_xml(bytes(credit.pdf))[1])
+    for path in ("//ram:BuyerTradeParty", "//ram:SellerTradeParty", "//ram:InvoiceCurrencyCode",
+                 "//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax",
+                 "//ram:IncludedSupplyChainTradeLineItem", "//ram:SpecifiedTradeSettlementHeaderMonetarySummation"):
+        assert [etree.tostring(n) for n in root.xpath(path, namespaces=NS)] == \
+            [etree.tostring(n) for n in issued_xml.xpath(path, namespaces=NS)], path
+    assert schematron_failures(etree.tostring(root)) == []
+    text = one_line(pdftotext(bytes(credit.pdf)))
+    assert "Hafenstraße 3" in text and "Paris" not in text and "€" in text and "$" not in text
+    assert "Renamed Holding AG" in text  # the letterhead is the company's today: the document is new
+
+
+def test_an_order_with_an_issued_invoice_is_not_canceled_behind_the_invoice(database, seller):
+    from models import NotAllowed, Order
+    company()
+    deal = make_won_deal(seller)
+    order = Order.get_by_id(deal.order.id)
+    invoice = Invoice.create_from_order(seller, order)  # invoiced before delivery: the order is still open
+    fresh(invoice).issue(seller)  # (its e-invoice names the buyer as deliver-to party: no delivery date yet)
+    assert schematron_failures(embedded_xml(bytes(fresh(invoice).pdf))[1]) == []
+    with pytest.raises(NotAllowed, match="cancel the invoice first"):
+        Order.get_by_id(order.id).cancel(seller, reason="Customer withdrew")
+    assert Order.get_by_id(order.id).status == "open" and fresh(invoice).status == "issued"
+    fresh(invoice).cancel(seller, reason="Customer withdrew")
+    assert Order.get_by_id(order.id).cancel(seller, reason="Customer withdrew")
+    assert fresh(invoice).credit_note is not None
 
 
 def test_credit_notes_are_numbered_gaplessly_and_drafts_need_none(database, seller):

@@ -69,7 +69,7 @@ def register(app: Flask):
         """A history value as a person reads it: names instead of ids for linked records."""
         if value is None:
             return "—"
-        if field == "pdf_sha256" and isinstance(value, str):
+        if field in ("pdf_sha256", "credit_note_sha256") and isinstance(value, str):
             return f"{value[:12]}…"
         model = linked_fields.get(field)
         if model is None or not isinstance(value, int):
