@@ -229,6 +229,11 @@ class Invoice(Tracked, HasLines, BaseModel):
         return True
 
     @property
+    def credit_note_number(self):
+        credit = self.credit_note
+        return credit.number if credit else None
+
+    @property
     def credit_note(self):
         """The credit note that voided this issued invoice (None when there is none)."""
         if self.status != "canceled" or not self.number:

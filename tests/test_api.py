@@ -350,6 +350,21 @@ def test_lead_to_paid_invoice_through_moves_and_document_actions(team):
                      ("move", "fulfill", "invoiced")]
 
 
+def test_an_invoice_canceled_after_issue_names_its_credit_note(team):
+    users, _, clients = team
+    api = clients["sam"]
+    with db.connection_context():
+        invoice_id = make_draft_invoice(users["sam"], company="Credit Corp").id
+    assert api.get(f"/invoices/{invoice_id}").get_json()["credit_note_number"] is None
+    assert api.post(f"/invoices/{invoice_id}/issue", {}).status_code == 200
+    canceled = api.post(f"/invoices/{invoice_id}/cancel", {"reason": "Returned goods"})
+    assert canceled.status_code == 200, canceled.get_json()
+    body = canceled.get_json()
+    assert body["status"] == "canceled" and body["credit_note_number"] == f"CN-{today().year}-00001"
+    listed = api.get("/invoices?status=canceled").get_json()["items"]
+    assert [i["credit_note_number"] for i in listed] == [body["credit_note_number"]]
+
+
 def test_draft_documents_are_edited_fields_and_lines_until_they_are_sent(team):
     """A draft quote's and a draft invoice's validity, terms, notes and lines change through the API as in
     the panels (If-Match honoured, one history event each); once sent or issued, nothing changes."""

@@ -217,7 +217,10 @@ INVOICE_FIELDS = [
     F("payment_terms", "text", max_length=2000, update=True, doc="Editable while the invoice is a draft."),
     F("notes", "text", max_length=5000, update=True, doc="Editable while the invoice is a draft."),
     _ro("paid_on", "date", nullable=True), _ro("cancel_reason", "text"), *TOTALS,
-    _ro("pdf_sha256", nullable=True, doc="SHA-256 of the frozen PDF (once issued)."), *TIMESTAMPS,
+    _ro("pdf_sha256", nullable=True, doc="SHA-256 of the frozen PDF (once issued)."),
+    _ro("credit_note_number", nullable=True,
+        doc="Number of the credit note that voided the invoice when it was canceled after being issued; its "
+            "PDF is at /invoices/{id}/credit-note.pdf (web session)."), *TIMESTAMPS,
 ]
 LINE_FIELDS = [
     _ro("id", "integer"), _ro("position", "integer"), _ro("product", "ref", ref="products", nullable=True),
@@ -356,7 +359,8 @@ RESOURCES = [
                              _same("issue", "issue_date"), [F("issue_date", "date")]),
                       Action("paid", "Record the payment (default: today).", _same("mark_paid", "paid_on"),
                              [F("paid_on", "date")]),
-                      Action("cancel", "Cancel the invoice (an issued one keeps its number).",
+                      Action("cancel", "Cancel the invoice (an issued one keeps its number and is voided by a "
+                             "credit note issued with it).",
                              _same("cancel", "reason"), [REASON]),
                       Action("lines", "Add a line to the draft invoice.", _add_line, LINE_INPUTS)],
              lines=True, line_edit=True, without=("pdf",), doc="Drafted from orders; numbered gaplessly and frozen when issued."),
