@@ -58,10 +58,11 @@ class Order(Tracked, HasLines, BaseModel):
     def possible_actions(self):
         """The lifecycle steps this order's state allows (the methods refuse anything else)."""
         actions = ["fulfil"] if self.status == "open" else []
-        if self.status != "canceled" and self.invoice is None:
+        invoice = self.invoice if self.status != "canceled" else None
+        if self.status != "canceled" and invoice is None:
             actions.append("invoice")
-        if self.status == "open":
-            actions.append("cancel")
+        if self.status == "open" and (invoice is None or invoice.status == "draft"):
+            actions.append("cancel")  # an issued invoice is canceled first (see cancel)
         return actions
 
     def lines_locked_reason(self):
