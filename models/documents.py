@@ -651,6 +651,8 @@ def _issued_terms(invoice):
         return (node.findtext(path, namespaces=CII) or "").strip() if node is not None else ""
     seller = root.find(".//ram:SellerTradeParty", CII)
     buyer = root.find(".//ram:BuyerTradeParty", CII)
+    if buyer is None:
+        return None
     address = buyer.find("ram:PostalTradeAddress", CII)
     party = {"kind": "account", "name": text(buyer, "ram:Name"), "street": text(address, "ram:LineOne"),
              "postal_code": text(address, "ram:PostcodeCode"), "city": text(address, "ram:CityName"),

@@ -76,6 +76,8 @@ class Invoice(Tracked, HasLines, BaseModel):
 
     def possible_actions(self):
         """The lifecycle steps this invoice's state allows (the methods refuse anything else)."""
+        if self.status == "draft" and self.order.status == "canceled":
+            return ["cancel"]  # the order was canceled behind its draft: nothing to issue
         return {"draft": ["issue", "cancel"], "issued": ["paid", "cancel"]}.get(self.status, [])
 
     def lines_locked_reason(self):
@@ -154,6 +156,9 @@ class Invoice(Tracked, HasLines, BaseModel):
             if self.status != "draft":
                 raise NotAllowed(f"Invoice {self.display_number} is {self.status}; it cannot be issued.")
             self.check_version(expected_version)
+            if self.order.status == "canceled":
+                raise NotAllowed(f"Order {self.order.display_number} is canceled: its draft invoice cannot be "
+                                 "issued. Cancel the draft.")
             missing = self.issue_missing()
             if missing:
                 raise RuleNotMet(f"The invoice is not ready to issue: {missing_summary(missing)}.", missing)

@@ -130,9 +130,12 @@ class Order(Tracked, HasLines, BaseModel):
                 raise NotAllowed(f"Order {self.display_number} is {self.status}; only an open order can be canceled.")
             self.check_version(expected_version)
             invoiced = self.invoices.where(self.invoices.model.status.in_(["issued", "paid"])).first()
+            if invoiced is not None and invoiced.status == "paid":
+                raise NotAllowed(f"Order {self.display_number} is invoiced and paid ({invoiced.number}): it can no "
+                                 "longer be canceled. Fulfil it, or settle a refund with the customer.")
             if invoiced is not None:
-                raise NotAllowed(f"Order {self.display_number} has invoice {invoiced.number} ({invoiced.status}): "
-                                 "cancel the invoice first (a credit note voids it), then the order.")
+                raise NotAllowed(f"Order {self.display_number} has invoice {invoiced.number} issued: cancel the "
+                                 "invoice first (a credit note voids it), then the order.")
             if not values.get("reason"):
                 raise RuleNotMet("Say why the order is canceled.", {"reason": "Enter a reason."})
             self.status = "canceled"

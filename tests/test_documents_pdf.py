@@ -599,6 +599,31 @@ def test_an_order_with_an_issued_invoice_is_not_canceled_behind_the_invoice(data
     assert fresh(invoice).credit_note is not None
 
 
+def test_an_order_invoiced_and_paid_before_delivery_is_not_canceled(database, seller):
+    from models import NotAllowed, Order
+    company()
+    order = Order.get_by_id(make_won_deal(seller).order.id)
+    invoice = Invoice.create_from_order(seller, order)
+    fresh(invoice).issue(seller)
+    fresh(invoice).mark_paid(seller)
+    assert "cancel" not in Order.get_by_id(order.id).possible_actions()
+    with pytest.raises(NotAllowed, match="invoiced and paid"):
+        Order.get_by_id(order.id).cancel(seller, reason="Customer withdrew")
+    assert Order.get_by_id(order.id).status == "open"
+
+
+def test_a_draft_invoice_of_a_canceled_order_cannot_be_issued(database, seller):
+    from models import NotAllowed, Order
+    company()
+    order = Order.get_by_id(make_won_deal(seller).order.id)
+    draft = Invoice.create_from_order(seller, order)
+    assert Order.get_by_id(order.id).cancel(seller, reason="Customer withdrew")
+    assert fresh(draft).possible_actions() == ["cancel"]
+    with pytest.raises(NotAllowed, match="is canceled"):
+        fresh(draft).issue(seller)
+    assert fresh(draft).status == "draft" and fresh(draft).number is None
+
+
 def test_credit_notes_are_numbered_gaplessly_and_drafts_need_none(database, seller):
     company()
     first = canceled_with_credit_note(seller)[1]
