@@ -226,9 +226,9 @@ def register_cli(app):
     @app.cli.command("freeze-documents")
     def freeze_documents():
         """Store the PDF of sent quotes and issued invoices that have none (made before PDFs were frozen)."""
-        from models import HistoryEvent, Invoice, Quote, db
+        from models import Invoice, Quote, db
         from models.base import write_transaction
-        from models.documents import freeze
+        from models.documents import freeze_after_the_fact
         count = 0
         with db.connection_context():
             for model, statuses in ((Quote, ["active", "won", "lost", "revised"]), (Invoice, ["issued", "paid"])):
@@ -236,10 +236,7 @@ def register_cli(app):
                     if model is Quote and document.activated_at is None:
                         continue
                     with write_transaction():
-                        digest = freeze(document)
-                        document.save()
-                        HistoryEvent.write(None, document, "freeze", {"pdf_sha256": (None, digest)},
-                                           note="PDF stored after the fact (current company settings)")
+                        freeze_after_the_fact(document)
                     count += 1
         click.echo(f"stored {count} document(s)")
 

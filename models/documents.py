@@ -366,19 +366,18 @@ def invoice_context(invoice, settings, draft):
     return context
 
 
-def credit_note_context(credit, settings):
+def credit_note_context(credit, settings, issued_xml):
     """Everything templates/documents/credit_note.html shows: the voided invoice's lines and totals, and its
-    buyer, VAT categories and currency as the issued invoice's e-invoice states them (a customer's address
-    or the settings may have changed since). The letterhead is the company's today: the document is new."""
+    buyer, VAT categories and currency as the issued invoice's e-invoice (`issued_xml`, parsed) states them
+    (a customer's address or the settings may have changed since). The letterhead is the company's today:
+    the document is new."""
     invoice = credit.invoice
     context = _common_context(invoice, settings, draft=False)
-    issued = _issued_terms(invoice)
-    if issued is not None:
-        seller_country, buyer, currency = issued
-        customer = customer_block_of(dict(buyer, attention=(context["customer"] or {}).get("attention", "")),
-                                     seller_country)
-        context.update(customer=customer, tax_rows=tax_rows(context["totals"], {"country": seller_country}, buyer),
-                       money=lambda amount: format_money(amount, currency), currency=currency)
+    seller_country, buyer, currency = _issued_terms(issued_xml)
+    customer = customer_block_of(dict(buyer, attention=(context["customer"] or {}).get("attention", "")),
+                                 seller_country)
+    context.update(customer=customer, tax_rows=tax_rows(context["totals"], {"country": seller_country}, buyer),
+                   money=lambda amount: format_money(amount, currency), currency=currency)
     context.update(document=credit, invoice=invoice, kind="credit-note", title="Credit note", number=credit.number,
                    date=credit.issue_date,
                    meta=[("Credit note no.", credit.number), ("Date", _long_date(credit.issue_date)),
@@ -468,25 +467,29 @@ def invoice_source(invoice, draft=None, settings=None):
     if draft:
         return DocumentSource(html)
     issued = invoice.issue_date or datetime.date.today()
-    metadata = {"author": settings.company_name, "keywords": "Factur-X, Invoice",
-                "title": f"{settings.company_name}: Invoice {invoice.number}",
-                "subject": f"Invoice {invoice.number} dated {issued.isoformat()} issued by {settings.company_name}"}
-    return DocumentSource(html, "pdf/a-3b", facturx_xml(invoice, settings, check_xsd=False), metadata,
-                          datetime.datetime(issued.year, issued.month, issued.day, tzinfo=datetime.timezone.utc))
+    return _e_invoice_source(html, facturx_xml(invoice, settings, check_xsd=False), settings, "Invoice",
+                             invoice.number, issued)
 
 
 def credit_note_source(credit, settings=None):
-    """A credit note's source: always issued, so PDF/A-3b with its Factur-X XML (type 381)."""
+    """A credit note's source: always issued, so PDF/A-3b with its Factur-X XML (type 381) made from the
+    voided invoice's own (read once, for the PDF's buyer and currency and for the XML)."""
     from .settings import Settings
     settings = settings or Settings.load()
-    html = render_html("documents/credit_note.html", credit_note_context(credit, settings))
-    issued = credit.issue_date
-    metadata = {"author": settings.company_name, "keywords": "Factur-X, Credit note",
-                "title": f"{settings.company_name}: Credit note {credit.number}",
-                "subject": f"Credit note {credit.number} dated {issued.isoformat()} for invoice "
-                           f"{credit.invoice.number} issued by {settings.company_name}"}
-    return DocumentSource(html, "pdf/a-3b", credit_note_xml(credit, settings, check_xsd=False), metadata,
-                          datetime.datetime(issued.year, issued.month, issued.day, tzinfo=datetime.timezone.utc))
+    issued_xml = _issued_xml(credit.invoice)
+    html = render_html("documents/credit_note.html", credit_note_context(credit, settings, issued_xml))
+    return _e_invoice_source(html, credit_note_xml(credit, issued_xml, check_xsd=False), settings, "Credit note",
+                             credit.number, credit.issue_date, f" for invoice {credit.invoice.number}")
+
+
+def _e_invoice_source(html, xml, settings, title, number, dated, about=""):
+    """The source of an issued e-invoice document: PDF/A-3b carrying `xml`, with its PDF metadata and
+    timestamp (the document's date)."""
+    metadata = {"author": settings.company_name, "keywords": f"Factur-X, {title}",
+                "title": f"{settings.company_name}: {title} {number}",
+                "subject": f"{title} {number} dated {dated.isoformat()}{about} issued by {settings.company_name}"}
+    return DocumentSource(html, "pdf/a-3b", xml, metadata,
+                          datetime.datetime(dated.year, dated.month, dated.day, tzinfo=datetime.timezone.utc))
 
 
 def document_source(document, draft=None):
@@ -535,6 +538,17 @@ def freeze(document):
     document.pdf = pdf
     document.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
     return document.pdf_sha256
+
+
+def freeze_after_the_fact(document):
+    """Store the PDF of a sent quote or an issued invoice made before documents were frozen (rendered from the
+    records and settings as they are now, and said so in its history); inside the caller's transaction."""
+    from .history import HistoryEvent
+    digest = freeze(document)
+    document.save()
+    HistoryEvent.write(None, document, "freeze", {"pdf_sha256": (None, digest)},
+                       note="PDF stored after the fact (current company settings)")
+    return digest
 
 
 def is_frozen(document):
@@ -632,28 +646,20 @@ CII = {"rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
 
 
 def _issued_xml(invoice):
-    """The Factur-X XML embedded in the issued invoice's frozen PDF, parsed (None without one)."""
-    if not invoice.pdf:
-        return None
+    """The Factur-X XML embedded in the issued invoice's frozen PDF, parsed."""
     from lxml import etree
     from facturx import get_xml_from_pdf
     _, xml = get_xml_from_pdf(bytes(invoice.pdf), check_xsd=False)
-    return etree.fromstring(xml) if xml else None
+    return etree.fromstring(xml)
 
 
-def _issued_terms(invoice):
-    """(seller country, buyer party, currency) as the issued invoice's XML states them, or None."""
-    root = _issued_xml(invoice)
-    if root is None:
-        return None
-
+def _issued_terms(root):
+    """(seller country, buyer party, currency) as an issued invoice's XML states them."""
     def text(node, path):
         return (node.findtext(path, namespaces=CII) or "").strip() if node is not None else ""
     seller = root.find(".//ram:SellerTradeParty", CII)
     buyer = root.find(".//ram:BuyerTradeParty", CII)
-    if buyer is None:
-        return None
-    address = buyer.find("ram:PostalTradeAddress", CII)
+    address = buyer.find("ram:PostalTradeAddress", CII) if buyer is not None else None
     party = {"kind": "account", "name": text(buyer, "ram:Name"), "street": text(address, "ram:LineOne"),
              "postal_code": text(address, "ram:PostcodeCode"), "city": text(address, "ram:CityName"),
              "country": text(address, "ram:CountryID"),
@@ -662,15 +668,14 @@ def _issued_terms(invoice):
     return text(seller, "ram:PostalTradeAddress/ram:CountryID"), party, currency
 
 
-def credit_note_xml(credit, settings, check_xsd=True):
-    """The credit note's EN 16931 CII XML: the issued invoice's own XML (same parties, VAT categories,
-    currency, lines and totals) as type 381 with its number and date, the invoice as preceding invoice
-    reference (BG-3), the reason as note, and no due date or payment means (nothing is to be paid)."""
-    root = _issued_xml(credit.invoice)
-    if root is None:
-        return _credit_note_xml_from_records(credit, settings, check_xsd)
+def credit_note_xml(credit, issued_xml, check_xsd=True):
+    """The credit note's EN 16931 CII XML: the issued invoice's own XML (`issued_xml`, parsed; same parties,
+    VAT categories, currency, lines and totals) as type 381 with its number and date, the invoice as
+    preceding invoice reference (BG-3), the reason as note, and no due date or payment means (nothing is to
+    be paid)."""
+    from copy import deepcopy
     from lxml import etree
-    invoice = credit.invoice
+    invoice, root = credit.invoice, deepcopy(issued_xml)
 
     def element(parent, tag, text=None, **attributes):
         prefix, name = tag.split(":")
@@ -686,13 +691,11 @@ def credit_note_xml(credit, settings, check_xsd=True):
     if credit.reason:
         note = etree.Element(f"{{{CII['ram']}}}IncludedNote")
         element(note, "ram:Content", credit.reason[:1000])
-        header.insert(list(header).index(header.find("ram:IssueDateTime", CII)) + 1, note)
+        header.find("ram:IssueDateTime", CII).addnext(note)
     settlement = root.find(".//ram:ApplicableHeaderTradeSettlement", CII)
-    for path in ("ram:PaymentReference", "ram:SpecifiedTradeSettlementPaymentMeans"):
+    for path in ("ram:PaymentReference", "ram:SpecifiedTradeSettlementPaymentMeans", "ram:SpecifiedTradePaymentTerms"):
         for node in settlement.findall(path, CII):
             settlement.remove(node)
-    for terms in settlement.findall("ram:SpecifiedTradePaymentTerms", CII):
-        settlement.remove(terms)
     terms = etree.Element(f"{{{CII['ram']}}}SpecifiedTradePaymentTerms")
     element(terms, "ram:Description", f"Credit note for invoice {invoice.number}: the invoice is void and not "
                                       "to be paid.")
@@ -707,21 +710,6 @@ def credit_note_xml(credit, settings, check_xsd=True):
     if check_xsd:
         _facturx_module().xml_check_xsd(xml, flavor="factur-x", level="en16931")
     return xml
-
-
-def _credit_note_xml_from_records(credit, settings, check_xsd=True):
-    """The credit note's XML from the records, for an invoice issued before invoices carried their XML."""
-    invoice = credit.invoice
-    data = _facturx_data(invoice, settings)
-    for key in ("BT-9", "BT-81", "BT-83", "BT-84", "BT-86"):
-        data.pop(key, None)
-    data.update({"BT-1": credit.number, "BT-2": credit.issue_date, "BT-3": "381",
-                 "BG-3": [{"BT-25": invoice.number, "BT-26": invoice.issue_date}],
-                 "BT-20": f"Credit note for invoice {invoice.number}: the invoice is void and not to be paid."})
-    if credit.reason:
-        data["BG-1"] = [{"BT-22": credit.reason[:1000]}]
-    return _facturx_module().generate_xml(data, flavor="factur-x", level="en16931", check_xsd=check_xsd,
-                                          check_schematron=False)
 
 
 def _facturx_data(invoice, settings):

@@ -279,11 +279,15 @@ class CreditNote(BaseModel):
 
     @classmethod
     def issue_for(cls, invoice):
-        """Number, store and freeze the credit note of `invoice` (inside the caller's write transaction)."""
-        from .documents import freeze
+        """Number, store and freeze the credit note of `invoice` (inside the caller's write transaction). Its
+        e-invoice is made from the invoice's own, so an invoice issued before invoices were frozen gets its
+        PDF stored first."""
+        from .documents import freeze, freeze_after_the_fact
+        if not invoice.pdf:
+            freeze_after_the_fact(invoice)
         issued_on = max(today(), invoice.issue_date)  # an invoice may be dated tomorrow: never before it
         sequence = NumberSequence.next_value(f"credit-note-{issued_on.year}")
-        credit = cls.create(invoice=invoice.id, number=cls.format_number(issued_on.year, sequence),
+        credit = cls.create(invoice=invoice, number=cls.format_number(issued_on.year, sequence),
                             year=issued_on.year, sequence=sequence, issue_date=issued_on,
                             reason=invoice.cancel_reason)
         freeze(credit)

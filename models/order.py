@@ -129,11 +129,11 @@ class Order(Tracked, HasLines, BaseModel):
             if self.status != "open":
                 raise NotAllowed(f"Order {self.display_number} is {self.status}; only an open order can be canceled.")
             self.check_version(expected_version)
-            invoiced = self.invoices.where(self.invoices.model.status.in_(["issued", "paid"])).first()
+            invoiced = self.invoice
             if invoiced is not None and invoiced.status == "paid":
                 raise NotAllowed(f"Order {self.display_number} is invoiced and paid ({invoiced.number}): it can no "
                                  "longer be canceled. Fulfil it, or settle a refund with the customer.")
-            if invoiced is not None:
+            if invoiced is not None and invoiced.status == "issued":
                 raise NotAllowed(f"Order {self.display_number} has invoice {invoiced.number} issued: cancel the "
                                  "invoice first (a credit note voids it), then the order.")
             if not values.get("reason"):

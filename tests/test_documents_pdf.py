@@ -624,6 +624,20 @@ def test_a_draft_invoice_of_a_canceled_order_cannot_be_issued(database, seller):
     assert fresh(draft).status == "draft" and fresh(draft).number is None
 
 
+def test_an_invoice_issued_before_invoices_were_frozen_gets_its_pdf_stored_when_credited(database, seller):
+    company()
+    invoice = issued_invoice(seller)
+    Invoice.update(pdf=None, pdf_sha256=None).where(Invoice.id == invoice.id).execute()
+    fresh(invoice).cancel(seller, reason="Returned")
+    invoice = fresh(invoice)
+    assert invoice.pdf_sha256 == hashlib.sha256(bytes(invoice.pdf)).hexdigest()
+    assert [e.action for e in events(invoice)][-2:] == ["freeze", "cancel"]
+    credit = CreditNote.get_by_id(invoice.credit_note.id)
+    root = etree.fromstring(embedded_xml(bytes(credit.pdf))[1])
+    assert root.findtext(".//ram:InvoiceReferencedDocument/ram:IssuerAssignedID", namespaces=NS) == invoice.number
+    assert schematron_failures(etree.tostring(root)) == []
+
+
 def test_credit_notes_are_numbered_gaplessly_and_drafts_need_none(database, seller):
     company()
     first = canceled_with_credit_note(seller)[1]

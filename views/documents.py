@@ -40,10 +40,10 @@ def invoice_pdf(invoice_id):
 @bp.get("/invoices/<int:invoice_id>/credit-note.pdf")
 def credit_note_pdf(invoice_id):
     """The credit note that voided a canceled invoice (frozen PDF/A-3b with Factur-X type 381)."""
-    credit = url_record("invoice_id").credit_note
+    credit = CreditNote.get_or_none(CreditNote.invoice == url_record("invoice_id").id)
     if credit is None:
         abort(404)
-    return pdf_response(CreditNote.get_by_id(credit.id))
+    return pdf_response(credit)
 
 
 @bp.get("/opportunities/<int:opportunity_id>/quote.pdf")
