@@ -645,12 +645,20 @@ CII = {"rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
        "qdt": "urn:un:unece:uncefact:data:standard:QualifiedDataType:100"}
 
 
+def embedded_xml(document):
+    """The Factur-X XML embedded in an issued invoice's or a credit note's frozen PDF: the e-invoice exactly
+    as it was sent (bytes), or None when the document is not frozen (a draft)."""
+    if not is_frozen(document):
+        return None
+    from facturx import get_xml_from_pdf
+    _, xml = get_xml_from_pdf(bytes(document.pdf), check_xsd=False)
+    return xml or None
+
+
 def _issued_xml(invoice):
     """The Factur-X XML embedded in the issued invoice's frozen PDF, parsed."""
     from lxml import etree
-    from facturx import get_xml_from_pdf
-    _, xml = get_xml_from_pdf(bytes(invoice.pdf), check_xsd=False)
-    return etree.fromstring(xml)
+    return etree.fromstring(embedded_xml(invoice))
 
 
 def _issued_terms(root):

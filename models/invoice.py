@@ -5,7 +5,7 @@ from decimal import Decimal
 from peewee import BlobField, CharField, Check, DateField, DateTimeField, ForeignKeyField, IntegerField, TextField
 
 from .base import BaseModel, MoneyField, now, slow_work_outside_lock, today, write_transaction
-from .errors import NotAllowed, RuleNotMet
+from .errors import NotAllowed, NotFound, RuleNotMet
 from .history import HistoryEvent, Tracked
 from .lines import HasLines, LineBase
 from .opportunity import Opportunity
@@ -234,9 +234,37 @@ class Invoice(Tracked, HasLines, BaseModel):
         return True
 
     @property
+    def xml_file_name(self):
+        return f"{self.number}-factur-x.xml"
+
+    def e_invoice_xml(self):
+        """The Factur-X XML of the issued invoice, as embedded in its frozen PDF (for portals and accounting
+        systems that take the XML alone). A draft has none yet."""
+        from .documents import embedded_xml
+        xml = embedded_xml(self)
+        if xml is None:
+            raise NotAllowed("This invoice has no e-invoice yet: its Factur-X XML is made when it is issued."
+                             if not self.number else "This invoice's PDF was never stored, so it has no e-invoice "
+                             "file: an administrator runs the freeze-documents command.")
+        return xml
+
+    @property
     def credit_note_number(self):
+        if "_credit_note_number" in self.__dict__:
+            return self.__dict__["_credit_note_number"]
         credit = self.credit_note
         return credit.number if credit else None
+
+    @classmethod
+    def read_credit_note_numbers(cls, invoices):
+        """Reads the credit-note numbers of a page of invoices in one query (instead of one per canceled
+        invoice), kept on each invoice for `credit_note_number`."""
+        voided = [invoice.id for invoice in invoices if invoice.status == "canceled" and invoice.number]
+        numbers = dict(CreditNote.select(CreditNote.invoice, CreditNote.number)
+                       .where(CreditNote.invoice.in_(voided)).tuples()) if voided else {}
+        for invoice in invoices:
+            invoice.__dict__["_credit_note_number"] = numbers.get(invoice.id)
+        return invoices
 
     @property
     def credit_note(self):
@@ -276,6 +304,23 @@ class CreditNote(BaseModel):
     @property
     def file_name(self):
         return f"{self.number}.pdf"
+
+    @property
+    def xml_file_name(self):
+        return f"{self.number}-factur-x.xml"
+
+    @classmethod
+    def of(cls, invoice):
+        """The credit note that voided `invoice`, with its PDF (NotFound when there is none)."""
+        credit = cls.get_or_none(cls.invoice == invoice.id)
+        if credit is None:
+            raise NotFound("This invoice has no credit note: one is issued when an issued invoice is canceled.")
+        return credit
+
+    def e_invoice_xml(self):
+        """The credit note's Factur-X XML (type 381), as embedded in its frozen PDF."""
+        from .documents import embedded_xml
+        return embedded_xml(self)
 
     @classmethod
     def issue_for(cls, invoice):

@@ -27,6 +27,23 @@ def empty_database(kind, folder, request):
     return url
 
 
+def queries_of(call):
+    """(how many SQL statements `call()` sent to the database, what it returned)."""
+    from models import db
+    executed = []
+    original = db.obj.execute_sql
+
+    def spy(sql, params=None, *args, **kwargs):
+        executed.append(sql)
+        return original(sql, params, *args, **kwargs)
+    db.obj.execute_sql = spy
+    try:
+        answer = call()
+    finally:
+        db.obj.execute_sql = original
+    return len(executed), answer
+
+
 class HtmxClient:
     """A Flask test client that logs in, keeps the CSRF token and can send htmx requests."""
 

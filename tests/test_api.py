@@ -365,6 +365,90 @@ def test_an_invoice_canceled_after_issue_names_its_credit_note(team):
     assert [i["credit_note_number"] for i in listed] == [body["credit_note_number"]]
 
 
+CII_NS = {"rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
+          "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"}
+
+
+def test_documents_download_as_files_within_the_records_reach(team):
+    """A script fetches what a seller downloads: the quote's and the invoice's PDF (once sent or issued, the
+    frozen bytes with their SHA-256 as ETag), the issued invoice's Factur-X XML alone for a portal, and the
+    credit note's PDF and XML after a cancel. A draft has no XML yet (409), an invoice never credited no
+    credit note (404), and another team gets 404 for every file."""
+    from facturx import get_xml_from_pdf
+    from lxml import etree
+    from builders import make_proposed
+    from models import CreditNote
+    users, _, clients = team
+    sam, sid = clients["sam"], clients["sid"]
+    with db.connection_context():
+        quote_id = Quote.get(Quote.opportunity == make_proposed(users["sam"]).id).id
+        invoice_id = make_draft_invoice(users["sam"], company="Files Corp").id
+    files = [f"/quotes/{quote_id}/pdf"] + [f"/invoices/{invoice_id}/{path}"
+                                           for path in ("pdf", "xml", "credit-note/pdf", "credit-note/xml")]
+
+    draft = sam.get(f"/quotes/{quote_id}/pdf")
+    assert draft.status_code == 200 and draft.mimetype == "application/pdf" and draft.data.startswith(b"%PDF-")
+    assert draft.headers["Cache-Control"] == "private, no-store" and "ETag" not in draft.headers
+    assert sam.post(f"/quotes/{quote_id}/activate", {}).status_code == 200
+    sent = sam.get(f"/quotes/{quote_id}/pdf")
+    with db.connection_context():
+        quote = Quote.get_by_id(quote_id)
+    assert sent.data == bytes(quote.pdf) and hashlib.sha256(sent.data).hexdigest() == quote.pdf_sha256
+    assert sent.headers["ETag"] == f'"{quote.pdf_sha256}"'
+    assert sent.headers["Content-Disposition"] == f'attachment; filename="{quote.file_name}"'
+    assert sam.get(f"/quotes/{quote_id}/pdf", headers={"If-None-Match": sent.headers["ETag"]}).status_code == 304
+
+    assert "issued" in assert_error(sam.get(f"/invoices/{invoice_id}/xml"), 409)["error"]
+    assert "credit note" in assert_error(sam.get(f"/invoices/{invoice_id}/credit-note/pdf"), 404)["error"]
+    issued = sam.post(f"/invoices/{invoice_id}/issue", {}).get_json()
+    pdf, xml = sam.get(f"/invoices/{invoice_id}/pdf"), sam.get(f"/invoices/{invoice_id}/xml")
+    assert hashlib.sha256(pdf.data).hexdigest() == issued["pdf_sha256"] == xml.headers["ETag"].strip('"')
+    assert xml.status_code == 200 and xml.mimetype == "application/xml"
+    assert xml.headers["Content-Disposition"] == f'attachment; filename="{issued["number"]}-factur-x.xml"'
+    assert xml.data == get_xml_from_pdf(pdf.data, check_xsd=False)[1]
+    root = etree.fromstring(xml.data)
+    assert root.findtext(".//rsm:ExchangedDocument/ram:ID", namespaces=CII_NS) == issued["number"]
+    assert root.findtext(".//ram:GrandTotalAmount", namespaces=CII_NS) == issued["gross_total"]
+
+    assert sam.post(f"/invoices/{invoice_id}/cancel", {"reason": "Ordered twice"}).status_code == 200
+    credit_pdf = sam.get(f"/invoices/{invoice_id}/credit-note/pdf")
+    credit_xml = sam.get(f"/invoices/{invoice_id}/credit-note/xml")
+    with db.connection_context():
+        credit = CreditNote.get(CreditNote.invoice == invoice_id)
+    assert credit_pdf.data == bytes(credit.pdf) and credit_pdf.headers["ETag"] == f'"{credit.pdf_sha256}"'
+    assert credit_xml.data == get_xml_from_pdf(credit_pdf.data, check_xsd=False)[1]
+    root = etree.fromstring(credit_xml.data)
+    assert root.findtext(".//rsm:ExchangedDocument/ram:TypeCode", namespaces=CII_NS) == "381"
+    assert root.findtext(".//ram:InvoiceReferencedDocument/ram:IssuerAssignedID", namespaces=CII_NS) == \
+        issued["number"]
+    assert sam.get(f"/invoices/{invoice_id}/pdf").data == pdf.data  # the voided invoice itself is unchanged
+
+    for path in files:
+        assert_error(sid.get(path), 404)
+    assert all(clients["max"].get(path).status_code == 200 for path in files)  # Sam's manager
+
+
+def test_the_invoice_list_reads_credit_notes_in_one_query(team):
+    from clients import queries_of
+    users, _, clients = team
+
+    def credited(*companies):
+        with db.connection_context():
+            for company in companies:
+                invoice = make_draft_invoice(users["sam"], company=company)
+                invoice.issue(users["sam"])
+                Invoice.get_by_id(invoice.id).cancel(users["sam"], reason="Returned")
+
+    credited("Credit Corp")
+    clients["sam"].get("/me")  # the token's first use of the run is written down once
+    few, answer = queries_of(lambda: clients["sam"].get("/invoices"))
+    credited("Return Ltd", "Refund SA")
+    many, more = queries_of(lambda: clients["sam"].get("/invoices"))
+    numbers = [item["credit_note_number"] for item in more.get_json()["items"]]
+    assert answer.status_code == more.status_code == 200 and many == few
+    assert numbers == [f"CN-{today().year}-{n:05d}" for n in (1, 2, 3)]
+
+
 def test_draft_documents_are_edited_fields_and_lines_until_they_are_sent(team):
     """A draft quote's and a draft invoice's validity, terms, notes and lines change through the API as in
     the panels (If-Match honoured, one history event each); once sent or issued, nothing changes."""

@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from clients import queries_of
 from models import Account, HistoryEvent, Invoice, Opportunity, Order, Quote, Settings, User, db
 from models.base import today
 from tests.builders import (LINE, SECOND_LINE, days_ago, make_closing, make_draft_invoice, make_proposed,
@@ -628,18 +629,9 @@ def test_invoice_list_filters_overdue_status_text_and_shows_the_payment_badge(lo
 
 def test_list_queries_do_not_grow_with_rows(app, logged_in, user):
     def queries(path):
-        executed = []
-        original = db.obj.execute_sql
-
-        def spy(sql, params=None, *args, **kwargs):
-            executed.append(sql)
-            return original(sql, params, *args, **kwargs)
-        db.obj.execute_sql = spy
-        try:
-            assert logged_in.get(path).status_code == 200
-        finally:
-            db.obj.execute_sql = original
-        return len(executed)
+        count, answer = queries_of(lambda: logged_in.get(path))
+        assert answer.status_code == 200
+        return count
 
     _make(user, "invoice", "issued")
     few = {path: queries(path) for path in ("/quotes", "/orders", "/invoices")}

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from clients import HtmxClient
+from clients import HtmxClient, queries_of
 from models import Account, Activity, HistoryEvent, Lead, Opportunity, Product, User, db
 
 
@@ -138,18 +138,9 @@ def test_columns_page_25_cards_and_load_more(logged_in, user):
 
 def test_board_query_count_does_not_grow_with_cards(app, logged_in, user):
     def queries_for_board():
-        executed = []
-        original = db.obj.execute_sql
-
-        def spy(sql, params=None, *args, **kwargs):
-            executed.append(sql)
-            return original(sql, params, *args, **kwargs)
-        db.obj.execute_sql = spy
-        try:
-            assert logged_in.get("/board").status_code == 200
-        finally:
-            db.obj.execute_sql = original
-        return len(executed)
+        count, answer = queries_of(lambda: logged_in.get("/board"))
+        assert answer.status_code == 200
+        return count
 
     _ready_lead(user)
     with db.connection_context():

@@ -8,6 +8,7 @@ model method, the same the board and the panels call. Errors are {"error": …, 
 """
 import datetime
 import json
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
@@ -16,14 +17,15 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, g, request
 from werkzeug.exceptions import HTTPException, default_exceptions
 
-from models import (Account, ApiToken, Contact, DomainError, Invoice, Lead, NotFound, Opportunity, Order, Product,
-                    Quote, RuleNotMet, StaleVersion, User)
+from models import (Account, ApiToken, Contact, CreditNote, DomainError, Invoice, Lead, NotFound, Opportunity, Order,
+                    Product, Quote, RuleNotMet, StaleVersion, User)
 from models.validation import text_problem
 from models.catalog import UNITS
 from models.lead import DISQUALIFY_REASONS, RATINGS, SOURCES, STATUSES as LEAD_STATUSES, TIMEFRAMES
 from models.opportunity import COLUMN_LABELS, COLUMNS, LOST_REASONS, REVENUE_MODES, STAGES
 
 from .common import csrf, in_reach, load_record, load_url_records, url_record
+from .documents import pdf_response, xml_response
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 PREFIX = "/api/v1"
@@ -90,6 +92,16 @@ class Action:
 
 
 @dataclass
+class Download:
+    """A file of one record (GET /<resource>/<id>/<path>): its PDF, or its e-invoice XML."""
+
+    path: str
+    summary: str
+    media_type: str
+    answer: Callable       # (record) -> the Flask response
+
+
+@dataclass
 class Resource:
     name: str
     model: type
@@ -103,6 +115,8 @@ class Resource:
     lines: bool = False
     line_edit: bool = False  # PATCH / DELETE /<resource>/<id>/lines/<line_id> (and POST .../lines as an action)
     without: tuple = ()    # columns never loaded for lists (stored PDFs)
+    downloads: list = field(default_factory=list)
+    prefetch: Callable = None  # (rows of a list page) -> what their fields read, loaded for all rows at once
     doc: str = ""
 
     @property
@@ -275,6 +289,29 @@ def _add_line(opportunity, actor, version, inputs):
     return opportunity
 
 
+def _pdf(record):
+    return pdf_response(record)
+
+
+def _e_invoice(record):
+    return xml_response(record)
+
+
+QUOTE_DOWNLOADS = [Download("pdf", "The quote as PDF: exactly the bytes frozen when it was sent (ETag: their "
+                                   "SHA-256); a draft is rendered now, marked DRAFT.", "application/pdf", _pdf)]
+INVOICE_DOWNLOADS = [
+    Download("pdf", "The invoice as PDF: once issued, the frozen PDF/A-3b with its Factur-X XML embedded (ETag: "
+                    "its SHA-256); a draft is rendered now, marked DRAFT.", "application/pdf", _pdf),
+    Download("xml", "The issued invoice's Factur-X (EN 16931) XML alone, as embedded in its PDF (409 for a "
+                    "draft).", "application/xml", _e_invoice),
+    Download("credit-note/pdf", "The credit note that voided the canceled invoice, as PDF/A-3b with its "
+                                "Factur-X XML (404 when it has none).", "application/pdf",
+             lambda invoice: _pdf(CreditNote.of(invoice))),
+    Download("credit-note/xml", "The credit note's Factur-X XML (type 381) alone.", "application/xml",
+             lambda invoice: _e_invoice(CreditNote.of(invoice))),
+]
+
+
 def _create_opportunity(actor, values):
     """POST /opportunities: the lead's fields, plus the account and contact choices of qualifying."""
     choices = {k: values.pop(k) for k in ("account", "contact") if k in values}
@@ -341,7 +378,8 @@ RESOURCES = [
                              [F("actual_revenue", "money"), F("actual_close_date", "date")]),
                       Action("lose", "Mark the quote lost (the deal stays open).", _same("lose")),
                       Action("lines", "Add a line to the draft quote.", _add_line, LINE_INPUTS)],
-             lines=True, line_edit=True, without=("pdf",), doc="Numbered, revisioned proposals; read-only once sent."),
+             lines=True, line_edit=True, without=("pdf",), downloads=QUOTE_DOWNLOADS,
+             doc="Numbered, revisioned proposals; read-only once sent."),
     Resource("orders", Order, "order_id", "Order", ORDER_FIELDS,
              filters=[Filter("status", "enum", (Order.status,), ("open", "fulfilled", "canceled")),
                       Filter("opportunity", "ref", (Order.opportunity,))],
@@ -363,7 +401,9 @@ RESOURCES = [
                              "credit note issued with it).",
                              _same("cancel", "reason"), [REASON]),
                       Action("lines", "Add a line to the draft invoice.", _add_line, LINE_INPUTS)],
-             lines=True, line_edit=True, without=("pdf",), doc="Drafted from orders; numbered gaplessly and frozen when issued."),
+             lines=True, line_edit=True, without=("pdf",), downloads=INVOICE_DOWNLOADS,
+             prefetch=Invoice.read_credit_note_numbers,
+             doc="Drafted from orders; numbered gaplessly and frozen when issued."),
 ]
 BY_NAME = {r.name: r for r in RESOURCES}
 BY_MODEL = {r.model: r for r in RESOURCES}
@@ -680,6 +720,8 @@ def _register(resource):
             raise ApiError(422, "The query parameters are not valid.", errors)
         total = query.count()
         rows = list(query.order_by(model.id).limit(limit).offset(offset))
+        if resource.prefetch is not None:
+            resource.prefetch(rows)
         following = None
         if offset + limit < total:
             args = {k: v for k, v in request.args.items() if k != "page"}
@@ -727,6 +769,17 @@ def _register(resource):
         _register_action(resource, action)
     if resource.line_edit:
         _register_line_routes(resource)
+    for download in resource.downloads:
+        _register_download(resource, download)
+
+
+def _register_download(resource, download):
+    def get_file(**_):
+        """A file of the record (its PDF or e-invoice XML), under the record's access rule."""
+        return download.answer(url_record(resource.arg))
+
+    bp.add_url_rule(f"/{resource.name}/<int:{resource.arg}>/{download.path}",
+                    f"{resource.name}_{download.path.replace('/', '_').replace('-', '_')}", get_file, methods=["GET"])
 
 
 def _register_line_routes(resource):
@@ -1018,6 +1071,15 @@ def openapi_document(currency):
                     "requestBody": _body(name, any(f.required for f in action.inputs)),
                     "responses": {str(action.status): _record_answer(answer, f"The {answer.lower()} after the step."),
                                   **_errors(*WRITE_ERRORS)}}}
+        for download in resource.downloads:
+            binary = {"type": "string", "contentMediaType": download.media_type}
+            paths[f"{PREFIX}/{resource.name}/{{{resource.arg}}}/{download.path}"] = {
+                "parameters": [_path_param(resource)], "get": {
+                    "operationId": f"download{title}{''.join(p.capitalize() for p in re.split('[/-]', download.path))}",
+                    "summary": download.summary, "tags": tag,
+                    "responses": {"200": {"description": "The file (Content-Disposition names it).",
+                                          "content": {download.media_type: {"schema": binary}}},
+                                  **_errors(401, 404, *([409] if download.media_type == "application/xml" else []))}}}
         if resource.line_edit:
             fields = LINE_INPUTS + [F("version", "integer", minimum=0, doc=VERSION_DOC)]
             schemas[f"{title}LineUpdate"] = _object(fields, True)

@@ -25,6 +25,17 @@ def pdf_response(document):
     return resp
 
 
+def xml_response(document):
+    """An issued invoice's or credit note's Factur-X XML as sent (embedded in its frozen PDF), as a download."""
+    resp = make_response(document.e_invoice_xml())
+    resp.headers["Content-Type"] = "application/xml"
+    resp.headers["Content-Disposition"] = f'attachment; filename="{document.xml_file_name}"'
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.set_etag(document.pdf_sha256)
+    resp.headers["Cache-Control"] = "private, no-cache"
+    return resp.make_conditional(request)
+
+
 @bp.get("/quotes/<int:quote_id>.pdf")
 def quote_pdf(quote_id):
     """The quote as PDF (frozen since activation; a draft renders live, marked DRAFT)."""
@@ -37,13 +48,22 @@ def invoice_pdf(invoice_id):
     return pdf_response(url_record("invoice_id"))
 
 
+@bp.get("/invoices/<int:invoice_id>/factur-x.xml")
+def invoice_xml(invoice_id):
+    """The issued invoice's Factur-X XML alone, for a portal or an accounting system (a draft: 409)."""
+    return xml_response(url_record("invoice_id"))
+
+
 @bp.get("/invoices/<int:invoice_id>/credit-note.pdf")
 def credit_note_pdf(invoice_id):
     """The credit note that voided a canceled invoice (frozen PDF/A-3b with Factur-X type 381)."""
-    credit = CreditNote.get_or_none(CreditNote.invoice == url_record("invoice_id").id)
-    if credit is None:
-        abort(404)
-    return pdf_response(credit)
+    return pdf_response(CreditNote.of(url_record("invoice_id")))
+
+
+@bp.get("/invoices/<int:invoice_id>/credit-note.xml")
+def credit_note_xml(invoice_id):
+    """The credit note's Factur-X XML (type 381) alone."""
+    return xml_response(CreditNote.of(url_record("invoice_id")))
 
 
 @bp.get("/opportunities/<int:opportunity_id>/quote.pdf")
