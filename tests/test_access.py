@@ -27,8 +27,11 @@ RECORD_ARGS = {"lead_id": "lead", "opportunity_id": "opportunity", "quote_id": "
                "product_id": "product"}
 BLUEPRINT_RECORDS = {"leads": "lead", "opportunities": "opportunity", "quotes": "quote", "orders": "order",
                      "invoices": "invoice", "accounts": "account", "contacts": "contact", "products": "product"}
-# Routes that need their record in a given state: the credit note of a canceled invoice.
-STATE_RECORDS = {"documents.credit_note_pdf": "credited"}
+# Routes that need their record in a given state: the e-invoice of an issued invoice, the credit note of a
+# canceled one (an issued and then canceled invoice has both).
+STATE_RECORDS = {endpoint: "credited" for endpoint in (
+    "documents.credit_note_pdf", "documents.credit_note_xml", "documents.invoice_xml", "api.invoices_xml",
+    "api.invoices_credit_note_pdf", "api.invoices_credit_note_xml")}
 # Routes that take their record from the form instead of the URL.
 FORM_RECORDS = {"board.move": "opportunity", "activities.create": "opportunity"}
 QUERY_RECORDS = {"products.search": "opportunity"}

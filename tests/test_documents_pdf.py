@@ -675,6 +675,33 @@ def test_credit_note_is_downloaded_from_the_invoice_panel_by_those_who_see_the_i
     assert outsider.get(url).status_code == 404  # out of reach, as if it did not exist
 
 
+def test_the_e_invoice_xml_is_downloaded_alone_from_the_invoice_panel(app, user, logged_in):
+    """For a portal or an accountant's system that takes the XML alone: the issued invoice's and the credit
+    note's Factur-X XML, byte for byte as embedded in their frozen PDFs; a draft has none yet (refused with that
+    reason, not a 500)."""
+    with db.connection_context():
+        company()
+        actor = User.get_by_id(user.id)
+        invoice, credit = canceled_with_credit_note(actor)
+        draft = make_draft_invoice(actor, company="Not Yet GmbH")
+    xml_url, credit_url = f"/invoices/{invoice.id}/factur-x.xml", f"/invoices/{invoice.id}/credit-note.xml"
+    panel = logged_in.hx_get(f"/invoices/{invoice.id}").get_data(as_text=True)
+    assert f'href="{xml_url}" download' in panel and f'href="{credit_url}" download' in panel
+    for url, document, name in ((xml_url, invoice, f"{invoice.number}-factur-x.xml"),
+                                (credit_url, credit, f"{credit.number}-factur-x.xml")):
+        resp = logged_in.get(url)
+        assert resp.status_code == 200 and resp.mimetype == "application/xml"
+        assert resp.data == embedded_xml(bytes(document.pdf))[1]
+        assert resp.headers["Content-Disposition"] == f'attachment; filename="{name}"'
+    assert etree.fromstring(logged_in.get(credit_url).data).findtext(
+        ".//rsm:ExchangedDocument/ram:TypeCode", namespaces=NS) == "381"
+    draft_panel = logged_in.hx_get(f"/invoices/{draft.id}").get_data(as_text=True)
+    assert "factur-x.xml" not in draft_panel
+    refused = logged_in.get(f"/invoices/{draft.id}/factur-x.xml", follow_redirects=True)  # a typed-in URL
+    assert refused.status_code == 200 and "made when it is issued" in refused.get_data(as_text=True)
+    assert logged_in.hx_get(f"/invoices/{draft.id}/factur-x.xml").status_code == 409
+
+
 @pytest.mark.parametrize("country, vat_id, category, reason", [
     ("DE", "", "Z", None),
     ("AT", "ATU71234589", "AE", "VATEX-EU-AE"),
