@@ -68,14 +68,20 @@ def load_config(config=None):
         "SESSION_COOKIE_SECURE": False,
         "PERMANENT_SESSION_LIFETIME": datetime.timedelta(days=14),
         "SESSION_REFRESH_EACH_REQUEST": False,
+        "TRUSTED_PROXIES": 0,
     }
-    for key in ("DATABASE_URL", "SECRET_KEY", "CURRENCY", "HOST", "PORT"):
+    for key in ("DATABASE_URL", "SECRET_KEY", "CURRENCY", "HOST", "PORT", "TRUSTED_PROXIES"):
         if os.environ.get(key):
             settings[key] = os.environ[key]
     if os.environ.get("SESSION_COOKIE_SECURE", "").lower() in ("1", "true", "yes"):
         settings["SESSION_COOKIE_SECURE"] = True
     settings.update(config or {})
     settings["PORT"] = int(settings["PORT"])
+    proxies = str(settings["TRUSTED_PROXIES"]).strip()
+    if not proxies.isdigit() or int(proxies) > 5:
+        raise ValueError(f"TRUSTED_PROXIES must be the number of reverse proxies in front of the app (0 to 5), "
+                         f"not {proxies!r}.")
+    settings["TRUSTED_PROXIES"] = int(proxies)
     settings["CURRENCY"] = str(settings["CURRENCY"]).upper()
     if not settings["SECRET_KEY"]:
         settings["SECRET_KEY"] = _secret_key(instance_path)
@@ -109,6 +115,12 @@ def create_app(config=None):
             app.logger.warning("database has pending migrations (%s): run `flask --app app db-upgrade`",
                                ", ".join(waiting))
 
+    if app.config["TRUSTED_PROXIES"]:
+        # Behind N reverse proxies: the client's address (login limits, web-form limits, security log), scheme
+        # and host come from the last N X-Forwarded-* entries, which those proxies set; never trusted otherwise.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.session_interface = CachedSessionInterface()
     htmx.init_app(app)
     csrf.init_app(app)

@@ -125,3 +125,30 @@ def test_security_headers_and_no_store_for_logged_in_pages(client, logged_in, us
     cookie = client.login(user.email).headers.get("Set-Cookie", "") or ""
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Set-Cookie" not in board.headers  # a valid session is not re-signed on every request
+
+
+@pytest.mark.parametrize("proxies, counted", [(0, "10.0.0.2"), (1, "203.0.113.9"), (2, "198.51.100.7")])
+def test_client_address_comes_from_trusted_proxies_only(database_url, tmp_path, proxies, counted):
+    """Behind a reverse proxy every request comes from the proxy's address: with TRUSTED_PROXIES=N the
+    client's address (the login and web-form limits count by it, the security log names it) is the Nth
+    X-Forwarded-For entry from the right, the ones those proxies set. Without it the header is ignored, so a
+    client cannot pick its own address to dodge the limits."""
+    from app import create_app
+    from clients import HtmxClient
+    from models import LoginFailure, SecurityEvent
+    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "t", "INSTANCE_PATH": str(tmp_path),
+                      "TESTING": True, "TRUSTED_PROXIES": proxies})
+    browser = HtmxClient(app.test_client())
+    browser.client.environ_base.update(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.7, 203.0.113.9")
+    assert browser.login("nobody@example.com", "wrong-password").status_code == 401
+    with db.connection_context():
+        assert [key for key, in LoginFailure.select(LoginFailure.key).where(LoginFailure.key.startswith("ip:"))
+                .tuples()] == [f"ip:{counted}"]
+        assert SecurityEvent.get(SecurityEvent.kind == "login_failed").ip == counted
+
+
+@pytest.mark.parametrize("value", ["one", "-1", "9"])
+def test_trusted_proxies_must_be_a_small_number(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("TRUSTED_PROXIES", value)
+    with pytest.raises(ValueError, match="TRUSTED_PROXIES must be the number of reverse proxies"):
+        load_config({"INSTANCE_PATH": str(tmp_path)})
