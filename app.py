@@ -206,7 +206,7 @@ def register_cli(app):
     @click.option("--role", default="seller", type=click.Choice(["seller", "manager", "admin"]))
     @click.option("--team", default=None, help="Team name (created when it does not exist yet).")
     def create_user(email, password, name, role, team):
-        """Create a login (without --team the user sees only their own records)."""
+        """Create a login (without --team the user sees only their own records and unowned ones)."""
         from models import Team, User, ValidationError, db
         from models.base import write_transaction
         with db.connection_context():

@@ -7,15 +7,18 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# Debian's Chromium (apt-get install chromium); CHROMIUM_PATH names another build
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "artifacts")
 
 
 def _chromium_missing_reason():
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        return f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    if not os.path.exists(CHROMIUM):
+        found = shutil.which("chromium") or shutil.which("chromium-browser")
+        hint = f"; set CHROMIUM_PATH={found} to use that one" if found else ""
+        return f"Chromium not found at {CHROMIUM} (apt-get install chromium{hint})"
     try:
         import playwright  # noqa: F401
     except ImportError:
