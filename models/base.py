@@ -447,20 +447,64 @@ class QuantityField(FixedDecimalField):
         super().__init__(3, *args, **kwargs)
 
 
+_GROUPING = "'\u2019"  # apostrophes group thousands (1'250.50); so do commas or points beside the other one
+
+
+def _as_plain_number(text):
+    """Typed number text as Decimal reads it: thousands separators taken out, a decimal comma made a point.
+    With a comma and a point, the last one is the decimal mark (1,250.50 and 1.250,50); a comma alone is a
+    decimal comma (12,5), except where it could as well group thousands (1,150): that is refused as
+    ambiguous, since documents print 1,150.00 for a thousand and more. Several commas or points alone
+    group thousands (1,250,000). Groups must be three digits."""
+    if "e" in text.lower():
+        return text
+    marks = {ch for ch in text if ch in ",." + _GROUPING}
+    if not marks:
+        return text
+    decimal = None
+    if "," in marks and "." in marks:
+        decimal = max(",.", key=text.rfind)
+    elif "," in marks and text.count(",") == 1:
+        whole, fraction = text.split(",")
+        digits = whole.lstrip("+-")
+        if len(fraction) == 3 and fraction.isdigit() and 1 <= len(digits) <= 3 and digits.isdigit() \
+                and digits.strip("0") and not marks & set(_GROUPING):
+            point = Decimal(f"{digits}.{fraction}").normalize()
+            raise ValueError(f"{text} could be {digits}{fraction} or {point}: write {digits}{fraction} without a "
+                             f"comma, or {point} with a point for the decimals.")
+        decimal = ","
+    elif "." in marks and text.count(".") == 1:
+        decimal = "."
+    whole, _, fraction = text.rpartition(decimal) if decimal else (text, "", None)
+    if decimal and text.count(decimal) > 1:
+        raise ValueError("Enter a number such as 1250.50.")
+    grouping = {ch for ch in whole if ch in ",." + _GROUPING}
+    if grouping:
+        sign = whole[:1] if whole[:1] in "+-" else ""
+        groups = whole[len(sign):].split(grouping.pop()) if len(grouping) == 1 else []
+        if not groups or not (1 <= len(groups[0]) <= 3) or any(len(g) != 3 for g in groups[1:]) \
+                or not all(g.isdigit() for g in groups):
+            raise ValueError("Enter a number such as 1250.50.")
+        whole = sign + "".join(groups)
+    return whole if fraction is None else f"{whole}.{fraction}"
+
+
 def parse_decimal(text, places=2, minimum=None, maximum=None):
-    """Parse user input into a Decimal with `places` decimals; ValueError with a human message."""
+    """Parse user input into a Decimal with `places` decimals; ValueError with a human message. Typed text
+    may group thousands and use a decimal comma (see _as_plain_number) but may not have more decimals than
+    the field keeps (0.0725 is not silently made 0.07); Decimals from code are rounded half-up."""
+    typed = isinstance(text, str)
     if isinstance(text, Decimal):
         value = text
     elif isinstance(text, int) and not isinstance(text, bool):
         value = Decimal(text)
-    elif isinstance(text, str):
-        cleaned = text.strip().replace("\u00a0", "").replace(" ", "")
+    elif typed:
+        cleaned = text.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
         if not cleaned:
             raise ValueError("Enter a number.")
-        if cleaned.count(",") == 1 and "." not in cleaned:
-            cleaned = cleaned.replace(",", ".")
         if len(cleaned) > 20:
             raise ValueError("That number is too long.")
+        cleaned = _as_plain_number(cleaned)
         try:
             value = Decimal(cleaned)
         except InvalidOperation:
@@ -472,7 +516,11 @@ def parse_decimal(text, places=2, minimum=None, maximum=None):
     if value.adjusted() > 12:
         raise ValueError("That number is too large.")
     quantum = Decimal(1).scaleb(-places)
-    value = value.quantize(quantum, rounding=ROUND_HALF_UP)
+    rounded = value.quantize(quantum, rounding=ROUND_HALF_UP)
+    if typed and rounded != value:
+        raise ValueError("Enter a whole number." if places == 0 else
+                         f"Use at most {places} decimal place{'s' if places > 1 else ''}.")
+    value = rounded
     if minimum is not None and value < minimum:
         raise ValueError(f"Must be at least {minimum}.")
     if maximum is not None and value > maximum:

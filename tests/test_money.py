@@ -109,7 +109,9 @@ def test_lines_saved_and_read_back_are_exact_decimals(seller, specs):
 ])
 def test_round_money_is_half_up(value, rounded):
     assert round_money(Decimal(value)) == Decimal(rounded)
-    assert parse_decimal(value) == Decimal(rounded)
+    assert parse_decimal(Decimal(value)) == Decimal(rounded)  # computed values are rounded
+    with pytest.raises(ValueError, match="at most 2 decimal places"):
+        parse_decimal(value)  # typed ones are not changed behind the user's back
 
 
 @pytest.mark.parametrize("quantity, price, discount, rate, net, tax", [
@@ -213,17 +215,34 @@ def test_parse_decimal_refuses_non_numbers(value):
 
 @pytest.mark.parametrize("text, expected", [
     ("1250.50", "1250.50"), (" 1 250,5 ", "1250.50"), ("1250", "1250.00"), ("0", "0.00"), ("1e3", "1000.00"),
-    ("999999999999", "999999999999.00"),
+    ("999999999999", "999999999999.00"), ("1,150.00", "1150.00"),
+    ("1.250,50", "1250.50"), ("1,250,000", "1250000.00"), ("1.250.000", "1250000.00"), ("1'250.50", "1250.50"),
+    ("12,5", "12.50"), ("0,12", "0.12"), ("-1,250.5", "-1250.50"), ("1.000", "1.00"),
+    ("1\u202f250,50", "1250.50"),
 ])
 def test_parse_decimal_accepts_ordinary_numbers(text, expected):
+    """As the documents print them (1,150.00), with a decimal comma (12,5), grouped either way."""
     value = parse_decimal(text)
     assert value == Decimal(expected)
     assert value.as_tuple().exponent == -2
 
 
+@pytest.mark.parametrize("text, places, message", [
+    ("1,150", 2, "1,150 could be 1150 or 1.15"), ("12,500", 2, "12500 or 12.5"), ("1,500", 3, "1500 or 1.5"),
+    ("0.0725", 2, "at most 2 decimal places"), ("0.0005", 3, "at most 3 decimal places"),
+    ("1,234,56", 2, "such as 1250.50"), ("1,2.5", 2, "such as 1250.50"), ("12.5,3", 2, "such as 1250.50"),
+])
+def test_typed_numbers_that_could_be_misread_are_refused_not_guessed(text, places, message):
+    """A comma before three digits may group thousands (as the documents print 1,150.00) or be a decimal
+    comma: refused rather than guessed 1000 times too small; digits the field cannot keep are refused
+    rather than rounded away (a unit price of 0.0725 is not silently 0.07)."""
+    with pytest.raises(ValueError, match=message):
+        parse_decimal(text, places)
+
+
 BAD_LINE_VALUES = {
-    "quantity": BAD_NUMBERS + ["-1", "0", "-0.5", "0.0001", "1000000001", 0.5],
-    "unit_price": BAD_NUMBERS + ["-0.01", "10000000000000", 0.1],
+    "quantity": BAD_NUMBERS + ["-1", "0", "-0.5", "0.0001", "1000000001", 0.5, "1,500"],
+    "unit_price": BAD_NUMBERS + ["-0.01", "10000000000000", 0.1, "1,150", "0.0725"],
     "discount_pct": ["100.5", "-1", "NaN", "1e999", "12,3,4"],
     "tax_rate": ["-7", "Infinity", "1e999", "sNaN", "101"],
 }
