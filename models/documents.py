@@ -321,19 +321,63 @@ def _line_rows(document):
     return rows
 
 
+# Advance widths of Liberation Sans (metric-compatible with Arial), in 1/1000 em: enough to size the number
+# columns for what they hold, so 12,500 or € 9,999,999.99 never runs into the next column.
+_ADVANCE = {**dict.fromkeys("0123456789€$£¥#_?", 556), **dict.fromkeys(",.:;' \u00a0!|", 278), "%": 889,
+            "\u2212": 584, "-": 333, **dict.fromkeys("mwMW", 944), **dict.fromkeys("ijlftrI", 333)}
+_MM_PER_PT = Decimal("0.3528")
+# (class, CSS width in mm the column gets at least, whether the text may wrap at spaces)
+_LINE_COLUMNS = (("qty", 10, False), ("unit", 12, True), ("price", 21, False), ("disc", 10, False),
+                 ("rate", 10, False), ("amount", 23, False))
+
+
+def _text_mm(text, size_pt, wide=False):
+    """The printed width of `text` at `size_pt` (an upper estimate: unknown letters count as wide ones)."""
+    units = sum(_ADVANCE.get(ch, 722 if ch.isupper() or wide else 611) for ch in text)
+    return Decimal(units) / 1000 * Decimal(size_pt) * _MM_PER_PT
+
+
+def _column_widths(cells, totals):
+    """Widths in mm of the line table's number and unit columns and of the totals' amount column: the
+    stylesheet's, or wider when a cell needs it (1 mm padding each side, 5 % spare). `cells` maps a column
+    class to its texts; a unit may wrap at spaces, so its longest word counts."""
+    widths = {}
+    for name, least, wraps in _LINE_COLUMNS:
+        texts = cells.get(name, ())
+        words = [word for text in texts for word in text.split()] if wraps else texts
+        needed = max((_text_mm(text, "9.5") for text in words), default=Decimal(0)) * Decimal("1.05") + 2
+        widths[name] = max(Decimal(least), needed.quantize(Decimal("0.1")))
+    needed = max(_text_mm(text, "11") for text in totals) * Decimal("1.05") + 1
+    widths["total"] = max(Decimal(28), needed.quantize(Decimal("0.1")))
+    return widths
+
+
 def _common_context(document, settings, draft):
     seller = seller_block(settings)
     customer = customer_block(document, seller["country"])
     totals = document.totals()
     lines = _line_rows(document)
     owner = document.opportunity.owner if document.opportunity.owner_id else None
-    return {"document": document, "settings": settings, "seller": seller, "customer": customer,
-            "lines": lines, "totals": totals, "tax_rows": tax_rows(totals, seller, customer),
-            "has_discount": any(row["discount_pct"] for row in lines),
-            "show_rate": len({row["tax_rate"] for row in lines}) > 1,
-            "money": lambda amount: format_money(amount, settings.currency), "currency": settings.currency,
-            "watermark": "DRAFT" if draft else None,
-            "owner": owner, "topic": document.opportunity.topic}
+    context = {"document": document, "settings": settings, "seller": seller, "customer": customer,
+               "lines": lines, "totals": totals, "tax_rows": tax_rows(totals, seller, customer),
+               "has_discount": any(row["discount_pct"] for row in lines),
+               "show_rate": len({row["tax_rate"] for row in lines}) > 1,
+               "watermark": "DRAFT" if draft else None,
+               "owner": owner, "topic": document.opportunity.topic}
+    return _with_currency(context, settings.currency)
+
+
+def _with_currency(context, currency):
+    """The context's amounts printed in `currency`, and the columns sized for them."""
+    money = lambda amount: format_money(amount, currency)  # noqa: E731
+    lines, totals = context["lines"], context["totals"]
+    cells = {"qty": [_plain_number(row["quantity"]) for row in lines], "unit": [row["unit"] for row in lines],
+             "price": [money(row["unit_price"]) for row in lines], "amount": [money(row["net"]) for row in lines],
+             "disc": [f"{_plain_number(row['discount_pct'])} %" for row in lines],
+             "rate": [f"{_plain_number(row['tax_rate'])} %" for row in lines]}
+    amounts = [money(totals.net), money(totals.gross)] + [money(row["tax"]) for row in context["tax_rows"]]
+    context.update(money=money, currency=currency, widths=_column_widths(cells, amounts))
+    return context
 
 
 def quote_context(quote, settings, draft):
@@ -360,7 +404,7 @@ def invoice_context(invoice, settings, draft):
     if delivered:
         meta.append(("Delivery date", _long_date(delivered)))
     meta.append(("Order", order.display_number))
-    context.update(kind="invoice", title="Invoice", number=invoice.number or invoice.display_number,
+    context.update(kind="invoice", title="Invoice" if invoice.number else "Draft invoice", number=invoice.number or "",
                    date=issued, due_date=due, delivered=delivered, meta=meta, iban=_grouped(_bank_iban(settings)),
                    payment_reference=invoice.number)
     return context
@@ -376,8 +420,8 @@ def credit_note_context(credit, settings, issued_xml):
     seller_country, buyer, currency = _issued_terms(issued_xml)
     customer = customer_block_of(dict(buyer, attention=(context["customer"] or {}).get("attention", "")),
                                  seller_country)
-    context.update(customer=customer, tax_rows=tax_rows(context["totals"], {"country": seller_country}, buyer),
-                   money=lambda amount: format_money(amount, currency), currency=currency)
+    context.update(customer=customer, tax_rows=tax_rows(context["totals"], {"country": seller_country}, buyer))
+    _with_currency(context, currency)
     context.update(document=credit, invoice=invoice, kind="credit-note", title="Credit note", number=credit.number,
                    date=credit.issue_date,
                    meta=[("Credit note no.", credit.number), ("Date", _long_date(credit.issue_date)),
