@@ -3,6 +3,7 @@ frozen bytes, Factur-X (EN 16931) XML checked against the XSD, downloads and the
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -181,6 +182,37 @@ def test_sixty_lines_flow_over_pages_with_the_header_row_repeated_and_no_line_sp
     assert not by_description
     last = one_line(pdftotext(pdf, pages))
     assert f"Total {money(quote.totals().gross)}" in last
+
+
+def word_boxes(pdf):
+    """[(word, x_min, x_max, y_min)] of page 1, in points (pdftotext -bbox)."""
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as fh:
+        fh.write(pdf)
+        fh.flush()
+        html = subprocess.run(["pdftotext", "-bbox", "-f", "1", "-l", "1", fh.name, "-"], check=True,
+                              capture_output=True, text=True).stdout
+    found = re.findall(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>', html)
+    return [(word, float(x0), float(x1), float(y0)) for x0, y0, x1, word in found]
+
+
+def test_big_numbers_and_long_units_stay_inside_their_columns(database, seller):
+    """Quantities like 12,500, prices in the millions and a unit such as "Personentage vor Ort" do not run
+    into the next column or past the right margin: the columns are sized for what they hold."""
+    company()
+    lines = ({**LINE, "quantity": "12500", "unit": "h", "unit_price": "1150", "discount_pct": "12.5"},
+             {**LINE, "quantity": "99999.999", "unit": "Personentage vor Ort", "unit_price": "9999999.99",
+              "tax_rate": "7"},
+             {**LINE, "quantity": "1", "unit": "piece", "unit_price": "12345678.90"})
+    boxes = word_boxes(documents.render_pdf(make_proposed(seller, lines=lines).quote_in("draft")))
+    right_margin = 595.28 - 18 / 25.4 * 72
+    assert max(x1 for word, x0, x1, y in boxes if word != "DRAFT") <= right_margin + 0.5
+
+    def box(word):
+        return next(b for b in boxes if b[0] == word)
+    for left, right in [("12,500", "h"), ("99,999.999", "Personentage"), ("1,150.00", "12.5")]:
+        assert box(left)[2] < box(right)[1], (left, right)  # ends before the next column's text begins
+    price_at, unit_at = box("9,999,999.99"), box("Personentage")
+    assert price_at[1] > unit_at[2]  # the unit wraps within its column, left of the price
 
 
 # ----- draft mark and frozen documents ----------------------------------------------------------------------------
