@@ -82,10 +82,28 @@ def load_config(config=None):
         raise ValueError(f"TRUSTED_PROXIES must be the number of reverse proxies in front of the app (0 to 5), "
                          f"not {proxies!r}.")
     settings["TRUSTED_PROXIES"] = int(proxies)
-    settings["CURRENCY"] = str(settings["CURRENCY"]).upper()
+    settings["CURRENCY"] = str(settings["CURRENCY"]).strip().upper()
+    from models.money import currency_problem
+    problem = currency_problem(settings["CURRENCY"])
+    if problem:
+        raise ValueError(f"CURRENCY: {problem}")
     if not settings["SECRET_KEY"]:
         settings["SECRET_KEY"] = _secret_key(instance_path)
     return settings
+
+
+def _follow_configured_currency(app):
+    """Screens print amounts in CURRENCY and documents in the settings' currency: the settings follow the
+    configuration, so a quote never shows another currency than its panel (amounts are not converted)."""
+    from models import Settings, db
+    from models.base import write_transaction
+    code = app.config["CURRENCY"]
+    with db.connection_context():
+        stored = Settings.select(Settings.currency).order_by(Settings.id).limit(1).scalar()
+        if stored is not None and stored != code:
+            with write_transaction():
+                Settings.update(currency=code).execute()
+            app.logger.warning("company settings said %s; documents now use CURRENCY=%s", stored, code)
 
 
 def create_app(config=None):
@@ -105,6 +123,7 @@ def create_app(config=None):
     if url.startswith("sqlite"):
         os.makedirs(os.path.dirname(url.split(":///", 1)[1]) or ".", exist_ok=True)
     bind(url)
+    waiting = []
     if url.startswith("sqlite") and not app.config.get("SKIP_MIGRATIONS"):
         upgrade()
         refresh_statistics(force=True)
@@ -114,6 +133,8 @@ def create_app(config=None):
         if waiting:
             app.logger.warning("database has pending migrations (%s): run `flask --app app db-upgrade`",
                                ", ".join(waiting))
+    if not waiting and not app.config.get("SKIP_MIGRATIONS"):
+        _follow_configured_currency(app)
 
     if app.config["TRUSTED_PROXIES"]:
         # Behind N reverse proxies: the client's address (login limits, web-form limits, security log), scheme

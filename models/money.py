@@ -6,8 +6,22 @@ CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 HUNDRED = Decimal(100)
 
-CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "CHF": "CHF", "JPY": "¥", "SEK": "kr",
+CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "CHF": "CHF", "SEK": "kr",
                     "NOK": "kr", "DKK": "kr", "PLN": "zł", "CZK": "Kč", "CAD": "$", "AUD": "$"}
+# ISO 4217 currencies whose minor unit is not a hundredth (0, 3 or 4 decimals): amounts are kept in
+# hundredths, so an installation cannot use them (a yen price of 1234.56 would be printed and invoiced).
+NOT_IN_HUNDREDTHS = frozenset(
+    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF BHD IQD JOD KWD LYD OMR TND CLF UYW".split())
+
+
+def currency_problem(code):
+    """Why `code` cannot be the installation's currency (None when it can)."""
+    if not (isinstance(code, str) and len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()):
+        return f"{code!r} is not a three-letter ISO 4217 code such as EUR."
+    if code in NOT_IN_HUNDREDTHS:
+        return (f"{code} does not have two decimal places; Pipeline CRM keeps amounts in hundredths, so it takes "
+                "currencies that do (EUR, USD, GBP, CHF, SEK…).")
+    return None
 
 
 def round_money(value):

@@ -15,8 +15,8 @@ FIELD_LABELS = {"company_name": "Company name", "address": "Address", "vat_id": 
                 "quote_validity_days": "Quotes valid for", "payment_terms_days": "Payment due after",
                 "payment_terms_text": "Payment terms text", "rot_days_develop": "Rotting in Develop",
                 "rot_days_propose": "Rotting in Propose", "rot_days_close": "Rotting in Close"}
-FORM_FIELDS = ("company_name", "address", "vat_id", "email", "phone", "bank_details", "currency",
-               "payment_terms_text") + tuple(SETTINGS_DAYS)
+FORM_FIELDS = ("company_name", "address", "vat_id", "email", "phone", "bank_details",
+               "payment_terms_text") + tuple(SETTINGS_DAYS)  # the currency is the app's CURRENCY
 
 
 def _may_edit():
