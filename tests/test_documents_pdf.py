@@ -215,6 +215,33 @@ def test_big_numbers_and_long_units_stay_inside_their_columns(database, seller):
     assert price_at[1] > unit_at[2]  # the unit wraps within its column, left of the price
 
 
+def _fonts_covering(*scripts):
+    """The installed font families fontconfig offers for each of `scripts` (fc-list :lang=…)."""
+    return {lang: subprocess.run(["fc-list", f":lang={lang}", "family"], capture_output=True, text=True).stdout
+            for lang in scripts}
+
+
+def test_chinese_japanese_korean_and_emoji_print_as_glyphs_not_boxes(database, seller):
+    """A customer or line in Chinese, Japanese or Korean, or with an emoji, prints in a font that has those
+    characters (installed by the setup: fonts-droid-fallback, fonts-nanum, fonts-noto-color-emoji) and
+    embedded in the PDF, so an issued invoice is not frozen with empty boxes."""
+    missing = [lang for lang, families in _fonts_covering("ja", "ko").items() if not families.strip()]
+    if missing and os.environ.get("CI") != "true":
+        pytest.skip(f"no font for {', '.join(missing)} installed (apt-get install fonts-droid-fallback fonts-nanum)")
+    company()
+    line = {**LINE, "description": "東京オフィス導入支援 中文说明 한국어 설명 🚀 Ελληνικά"}
+    invoice = issued_invoice(seller, lines=(line,))
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as fh:
+        fh.write(bytes(invoice.pdf))
+        fh.flush()
+        fonts = subprocess.run(["pdffonts", fh.name], capture_output=True, text=True, check=True).stdout
+    embedded = [row.split()[0].split("+")[-1] for row in fonts.splitlines()[2:]]
+    assert any("Fallback" in name or "CJK" in name for name in embedded), embedded  # Chinese, Japanese
+    assert any("Nanum" in name or "CJK" in name for name in embedded), embedded  # Korean
+    assert any("Emoji" in name for name in embedded), embedded
+    assert "東京オフィス導入支援 中文说明 한국어 설명" in pdftotext(bytes(invoice.pdf), mode="-raw")
+
+
 # ----- draft mark and frozen documents ----------------------------------------------------------------------------
 
 def test_draft_mark_on_drafts_only(database, seller):
