@@ -394,9 +394,25 @@ def slow_work_outside_lock(operation):
     return run
 
 
+_clock = contextvars.ContextVar("clock", default=None)
+
+
 def now():
-    """Current UTC time without tzinfo (stored as such on both databases)."""
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
+    """Current UTC time without tzinfo (stored as such on both databases); inside `clock_at`, that moment."""
+    return _clock.get() or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+@contextlib.contextmanager
+def clock_at(moment):
+    """Let `now()` and `today()` say `moment` (never later than the real time) meanwhile: the demo company
+    plays its history this way, so the records it writes and the documents it renders and freezes carry
+    the dates of its story (a quote sent on 19 November is dated 19 November in its PDF too)."""
+    real = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
+    token = _clock.set(min(moment.replace(microsecond=0), real))
+    try:
+        yield
+    finally:
+        _clock.reset(token)
 
 
 def today():

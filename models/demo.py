@@ -7,20 +7,17 @@ the wall clock (created_at, stage_entered_at, last_activity_at, history `at`, â€
 show plausible timelines. Deterministic for a given seed and reference date.
 """
 import datetime
-import functools
-import operator
 import random
 import unicodedata
 from decimal import Decimal
 
-from peewee import SQL, Case, DateTimeField, IntegrityError
+from peewee import IntegrityError
 
 from . import base
 from .activity import Activity
 from .base import connection, write_transaction
 from .catalog import Product
 from .errors import ValidationError
-from .history import HistoryEvent
 from .invoice import Invoice
 from .lead import Lead
 from .opportunity import Opportunity
@@ -329,11 +326,7 @@ class _Seeder:
         self.currency = currency
         self.today = today
         self.rng = random.Random(seed)
-        self.cutoff = base.now()
         self.agenda = []
-        self.clock_fields = [(model, [f for f in model._meta.sorted_fields if isinstance(f, DateTimeField)])
-                             for model in (User, Account, Contact, Product, Lead, Opportunity, Quote, Order,
-                                           Invoice, Activity, HistoryEvent)]
 
     # ----- time -----------------------------------------------------------------------------
     def workday(self, days_ago):
@@ -383,30 +376,16 @@ class _Seeder:
                 result[earlier] = result[later] + self.rng.randint(*GAPS[later])
         return result
 
-    def stamp(self, when):
-        """Give the rows the last action wrote (with wall-clock times) the action's demo time instead."""
-        cutoff = self.cutoff
-        parts = [(model, fields, functools.reduce(operator.or_, [f >= cutoff for f in fields]))
-                 for model, fields in self.clock_fields]
-        probes = [model.select(SQL("1")).where(condition).sql() for model, _, condition in parts]
-        row = base.db.execute_sql("SELECT " + ", ".join(f"EXISTS ({sql})" for sql, _ in probes),
-                                  [p for _, params in probes for p in params]).fetchone()
-        for (model, fields, condition), fresh in zip(parts, row):
-            if not fresh:
-                continue
-            updates = {f: Case(None, [(f >= cutoff, when)], f) for f in fields}
-            if model is Order:
-                updates[Order.order_date] = Case(None, [(Order.created_at >= cutoff, when.date())], Order.order_date)
-            model.update(updates).where(condition).execute()
-
     def at(self, when, action, *args):
         self.agenda.append((when, len(self.agenda), action, args))
 
     def play(self):
+        """Run the agenda in time order, each action on the demo clock (its records and the documents it
+        renders carry its moment)."""
         for when, _, action, args in sorted(self.agenda, key=lambda item: (item[0], item[1])):
             self.when = when
-            action(*args)
-            self.stamp(when)
+            with base.clock_at(when):
+                action(*args)
 
     def past(self, when):
         """A date for a model method that refuses future dates."""
@@ -426,6 +405,10 @@ class _Seeder:
         self.finish_quotes()
 
     def create_users(self):
+        with base.clock_at(self.moment(340)):
+            self._create_users()
+
+    def _create_users(self):
         try:
             team = Team.create(name=DEMO_TEAM) if not Team.select().where(Team.name == DEMO_TEAM).exists() else None
             if team is None:
@@ -437,7 +420,6 @@ class _Seeder:
         except (IntegrityError, ValidationError):
             raise _AlreadySeeded() from None
         self.admin, self.sellers = self.users[0], self.users[1:]
-        self.stamp(self.moment(340))
 
     def configure(self):
         settings = Settings.load(self.currency)
@@ -450,10 +432,10 @@ class _Seeder:
 
     def create_products(self):
         self.products = {}
-        for sku, name, unit, price, tax, active in PRODUCTS:
-            self.products[sku] = Product.create_product(self.admin, sku=sku, name=name, unit=unit, list_price=price,
-                                                        tax_rate=tax, active=active)
-        self.stamp(self.moment(330))
+        with base.clock_at(self.moment(330)):
+            for sku, name, unit, price, tax, active in PRODUCTS:
+                self.products[sku] = Product.create_product(self.admin, sku=sku, name=name, unit=unit,
+                                                            list_price=price, tax_rate=tax, active=active)
 
     def create_accounts(self):
         self.accounts = []
@@ -461,14 +443,14 @@ class _Seeder:
         for spec, days in zip(ACCOUNTS, created_days):
             name, street, postal, city, country, vat, phone, domain, people = spec
             owner = self.rng.choice(self.sellers)
-            account = Account.create_account(owner, name=name, street=street, postal_code=postal, city=city,
-                                             country=country, vat_id=vat, phone=f"{phone}-0",
-                                             email=f"info@{domain}", website=f"https://www.{domain}")
             persons = [{"name": n, "job_title": t, "email": _email(n, domain), "phone": f"{phone}-{11 + 7 * i}"}
                        for i, (n, t) in enumerate(people)]
-            for person in persons[:self.rng.randint(1, 3)]:
-                Contact.create_contact(owner, account=account, city=city, country=country, **person)
-            self.stamp(self.moment(days))
+            with base.clock_at(self.moment(days)):
+                account = Account.create_account(owner, name=name, street=street, postal_code=postal, city=city,
+                                                 country=country, vat_id=vat, phone=f"{phone}-0",
+                                                 email=f"info@{domain}", website=f"https://www.{domain}")
+                for person in persons[:self.rng.randint(1, 3)]:
+                    Contact.create_contact(owner, account=account, city=city, country=country, **person)
             self.accounts.append({"account": account, "owner": owner, "people": persons, "city": city,
                                   "foreign": country != "DE", "country": country})
 
@@ -714,9 +696,15 @@ class _Seeder:
             quote.update_fields(deal.owner, notes="Reverse charge: VAT to be accounted for by the recipient "
                                                   "(Art. 196 Council Directive 2006/112/EC).")
 
+    def sent_until(self, deal):
+        """How long a quote sent now is valid: the usual validity, and for a deal the story leaves in Close,
+        at least two weeks beyond the reference date (it is still the customer's to accept)."""
+        valid_until = self.past(self.when) + datetime.timedelta(days=self.validity)
+        return max(valid_until, self.today + datetime.timedelta(days=14)) if deal.target == "close" else valid_until
+
     def do_close(self, deal):
         opp = deal.opp
-        opp.move_to(deal.owner, "close", activate_quote="1")
+        opp.move_to(deal.owner, "close", activate_quote="1", valid_until=self.sent_until(deal))
         if deal.target == "close" and self.rng.random() < 0.3:
             opp.update_fields(deal.owner, probability=self.rng.choice((70, 90)))
 
@@ -730,7 +718,7 @@ class _Seeder:
                      body="Agreed 8 % on all lines in a new revision of the quote.", done=True)
 
     def do_reclose(self, deal):
-        deal.opp.move_to(deal.owner, "close", activate_quote="1")
+        deal.opp.move_to(deal.owner, "close", activate_quote="1", valid_until=self.sent_until(deal))
 
     def do_won(self, deal):
         opp = deal.opp
@@ -801,11 +789,7 @@ class _Seeder:
 
     # ----- finishing ------------------------------------------------------------------------------
     def finish_quotes(self):
-        """Validity dates that match the (demo) dates the quotes were written and sent."""
-        validity = datetime.timedelta(days=self.validity)
-        for quote in Quote.select():
-            start = (quote.activated_at or quote.created_at).date()
-            valid_until = start + validity
-            if quote.status in ("draft", "active"):
-                valid_until = max(valid_until, self.today)
-            Quote.update(valid_until=valid_until).where(Quote.id == quote.id).execute()
+        """Drafts still being written are valid from the reference date on (sent quotes keep the date their
+        frozen PDF states)."""
+        Quote.update(valid_until=self.today).where(
+            (Quote.status == "draft") & (Quote.valid_until < self.today)).execute()

@@ -12,12 +12,13 @@ import collections
 import contextvars
 import datetime
 import hashlib
+import math
 import os
 import re
 import threading
 from decimal import Decimal
 
-from .base import done_outside_lock
+from .base import done_outside_lock, today
 from .money import format_money
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -352,6 +353,30 @@ def _column_widths(cells, totals):
     return widths
 
 
+def _lines_in(text, size_pt, width_mm):
+    """How many lines `text` takes wrapped in a box `width_mm` wide (an estimate erring long)."""
+    return max(1, math.ceil(_text_mm(text, size_pt) * Decimal("1.1") / width_mm))
+
+
+def page_fit(seller):
+    """How this company's texts fit the letterhead and the footer of the stylesheet: the company block
+    drops its phone / email / VAT lines (they are in the footer too) when they would run into the address
+    window, a long name is printed smaller beside the logo, and the bottom margin grows with the footer
+    (long bank lines), which is never cut at the page's edge. A name and address too long even then are set
+    smaller."""
+    name_lines = _lines_in(seller["name"], "8.5", 66)
+    contact_lines = bool(seller["phone"] or seller["email"]) + bool(seller["vat_id"])
+    footer_lines = max(
+        _lines_in(seller["name"], "7", 45) + _lines_in(", ".join(seller["address"]), "7", 45),
+        sum(_lines_in(text, "7", 45) for text in (seller["phone"], seller["email"], seller["vat_id"]) if text),
+        sum(_lines_in(line, "7", 45) for line in seller["bank"]))
+    footer_mm = Decimal("8.7") + footer_lines * Decimal("3.58") + 2  # padding, rule, lines of 7 pt × 1.45
+    block_lines = name_lines + len(seller["address"])
+    return {"company_contact": block_lines + contact_lines <= 7, "company_compact": block_lines > 7,
+            "long_name": _lines_in(seller["name"], "17", 95) > 3,
+            "bottom_mm": max(26, math.ceil(footer_mm))}
+
+
 def _common_context(document, settings, draft):
     seller = seller_block(settings)
     customer = customer_block(document, seller["country"])
@@ -363,7 +388,7 @@ def _common_context(document, settings, draft):
                "has_discount": any(row["discount_pct"] for row in lines),
                "show_rate": len({row["tax_rate"] for row in lines}) > 1,
                "watermark": "DRAFT" if draft else None,
-               "owner": owner, "topic": document.opportunity.topic}
+               "owner": owner, "topic": document.opportunity.topic, "fit": page_fit(seller)}
     return _with_currency(context, settings.currency)
 
 
@@ -382,7 +407,6 @@ def _with_currency(context, currency):
 
 def quote_context(quote, settings, draft):
     """Everything templates/documents/quote.html shows."""
-    from .base import today
     context = _common_context(quote, settings, draft)
     dated = quote.activated_at.date() if quote.activated_at and not draft else today()
     context.update(kind="quote", title="Quote", number=quote.display_number, date=dated,
@@ -393,7 +417,6 @@ def quote_context(quote, settings, draft):
 
 def invoice_context(invoice, settings, draft):
     """Everything templates/documents/invoice.html shows."""
-    from .base import today
     context = _common_context(invoice, settings, draft)
     issued = invoice.issue_date or today()
     due = invoice.due_date or issued + datetime.timedelta(days=invoice.payment_terms_days)
@@ -510,7 +533,7 @@ def invoice_source(invoice, draft=None, settings=None):
     html = render_html("documents/invoice.html", invoice_context(invoice, settings, draft))
     if draft:
         return DocumentSource(html)
-    issued = invoice.issue_date or datetime.date.today()
+    issued = invoice.issue_date or today()
     return _e_invoice_source(html, facturx_xml(invoice, settings, check_xsd=False), settings, "Invoice",
                              invoice.number, issued)
 

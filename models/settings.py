@@ -10,6 +10,7 @@ from .errors import ValidationError
 
 SETTINGS_LIMITS = {"company_name": 200, "address": 1000, "vat_id": 40, "bank_details": 500,
                    "payment_terms_text": 500, "email": 254, "phone": 40}
+SETTINGS_LINES = {"address": 5, "bank_details": 4}  # what fits the documents' letterhead and footer
 SETTINGS_TEXT = ("company_name", "address", "vat_id", "bank_details", "payment_terms_text")
 SETTINGS_DAYS = {"quote_validity_days": (1, 3650), "payment_terms_days": (0, 3650),
                  "rot_days_develop": (1, 365), "rot_days_propose": (1, 365), "rot_days_close": (1, 365)}
@@ -140,6 +141,10 @@ class Settings(BaseModel):
             c.integer(name, required=True, minimum=low, maximum=high)
         values = c.values
         errors = dict(c.errors)
+        for name, most in SETTINGS_LINES.items():
+            if name in values and len([line for line in values[name].splitlines() if line.strip()]) > most:
+                errors[name] = (f"At most {most} lines: they are printed in the letterhead and the footer of "
+                                "every document.")
         if "currency" in values:
             values["currency"] = values["currency"].upper()
             if not re.fullmatch(r"[A-Z]{3}", values["currency"]):

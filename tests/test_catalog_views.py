@@ -544,6 +544,8 @@ def test_settings_saved_by_a_manager_or_admin(client, role):
     ("address", "a" * 1001, "At most 1000 characters"),
     ("email", "nope", "Enter a valid email address"),
     ("phone", "ring ring", "Enter a phone number"),
+    ("address", "Street 1\nBuilding 2\nFloor 3\n12345 Town\nRegion\nCountry", "At most 5 lines"),
+    ("bank_details", "Bank\nIBAN DE89 3704 0044 0532 0130 00\nBIC COBADEFFXXX\nHolder\nBranch", "At most 4 lines"),
     ("quote_validity_days", "0", "Enter a number from 1 to 3650"),
     ("quote_validity_days", "abc", "Enter a whole number"),
     ("payment_terms_days", "-1", "Enter a number from 0 to 3650"),

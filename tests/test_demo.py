@@ -163,6 +163,30 @@ def test_seed_documents_in_every_state_with_gapless_numbers(seeded):
     assert numbers == list(range(1, len(numbers) + 1))
 
 
+def test_seed_documents_state_the_dates_of_their_records(seeded):
+    """The demo plays its story on its own clock, so a frozen quote says the day it was sent and the
+    validity on its record, an invoice its issue and delivery dates, a credit note the day of the cancel
+    (they once said the day the demo was seeded)."""
+    from models import CreditNote
+    from models.documents import _long_date
+    from test_documents_pdf import pdftotext
+    frozen = list(Quote.select().where(Quote.pdf_sha256.is_null(False)))
+    assert frozen
+    for quote in frozen:
+        text = " ".join(pdftotext(bytes(quote.pdf)).split())
+        assert f"Date {_long_date(quote.activated_at.date())}" in text, quote.display_number
+        assert f"Valid until {_long_date(quote.valid_until)}" in text, quote.display_number
+    for invoice in Invoice.select():
+        text = " ".join(pdftotext(bytes(invoice.pdf)).split())
+        assert f"Invoice date {_long_date(invoice.issue_date)}" in text, invoice.number
+        if invoice.order.fulfilled_at:
+            assert f"delivered on {_long_date(invoice.order.fulfilled_at.date())}" in text, invoice.number
+    credit = CreditNote.get()
+    canceled = HistoryEvent.get((HistoryEvent.record_type == "invoice") & (HistoryEvent.action == "cancel"))
+    assert credit.issue_date == canceled.at.date() < today()
+    assert f"Date {_long_date(credit.issue_date)}" in " ".join(pdftotext(bytes(credit.pdf)).split())
+
+
 def test_seed_leaves_a_database_with_users_alone(database):
     User.create_user("owner@example.com", "long-enough-password", "Owner", "admin")
     before = row_counts()

@@ -215,6 +215,30 @@ def test_big_numbers_and_long_units_stay_inside_their_columns(database, seller):
     assert price_at[1] > unit_at[2]  # the unit wraps within its column, left of the price
 
 
+LONG_COMPANY = {
+    "company_name": "Falkenberg Informationstechnologie und Systemintegration Süddeutschland GmbH & Co. KG",
+    "address": "Industriegebiet Nord, Gebäude C, 3. Obergeschoss\nGutenbergstraße 14–16\n70176 Stuttgart-Feuerbach\n"
+               "Baden-Württemberg\nGermany",
+    "email": "buchhaltung.rechnungseingang@falkenberg-informationstechnologie.de", "phone": "+49 711 2250480-0",
+    "bank_details": "Baden-Württembergische Bank (BW-Bank) Stuttgart\nIBAN DE89 3704 0044 0532 0130 00\n"
+                    "BIC SOLADEST600\nKontoinhaber: Falkenberg Informationstechnologie GmbH & Co. KG"}
+
+
+def test_a_long_company_block_and_footer_stay_clear_of_the_address_window_and_the_page_edge(database, seller):
+    """The longest company texts the settings take (a three-line name, five address lines, four long bank
+    lines, a long email) neither run into the document facts nor get cut at the bottom of the page."""
+    company(**LONG_COMPANY)
+    boxes = word_boxes(documents.render_pdf(make_proposed(seller).quote_in("draft")))
+    facts_top = next(y for word, x0, x1, y in boxes if word == "Quote" and x0 > 250)  # "Quote no." at the right
+    company_words = [b for b in boxes if b[1] > 300 and b[3] < facts_top]
+    assert company_words and company_words[-1][0] == "Germany"  # the whole block, above the facts
+    page_height, bottom_words = 841.89, [b for b in boxes if b[3] > 700]
+    assert {"SOLADEST600", "KG", "Württemberg,"} <= {b[0] for b in bottom_words}  # the footer is all there
+    assert max(b[3] for b in boxes) < page_height - 15  # and above the edge (5 mm)
+    texts = [b for b in bottom_words if "buchhaltung" in b[0]]
+    assert texts and texts[0][2] < next(b for b in bottom_words if b[0] == "Baden-Württembergische")[1]
+
+
 def _fonts_covering(*scripts):
     """The installed font families fontconfig offers for each of `scripts` (fc-list :lang=…)."""
     return {lang: subprocess.run(["fc-list", f":lang={lang}", "family"], capture_output=True, text=True).stdout
