@@ -424,8 +424,7 @@ def invoice_context(invoice, settings, draft):
     delivered = order.fulfilled_at.date() if order.fulfilled_at else None
     meta = [("Invoice no.", invoice.number or "not yet issued"), ("Invoice date", _long_date(issued)),
             ("Due date", _long_date(due))]
-    if delivered:
-        meta.append(("Delivery date", _long_date(delivered)))
+    meta.append(("Delivery date", _long_date(delivered) if delivered else "to follow"))
     meta.append(("Order", order.display_number))
     context.update(kind="invoice", title="Invoice" if invoice.number else "Draft invoice", number=invoice.number or "",
                    date=issued, due_date=due, delivered=delivered, meta=meta, iban=_grouped(_bank_iban(settings)),

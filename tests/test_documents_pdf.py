@@ -672,6 +672,8 @@ def test_an_order_with_an_issued_invoice_is_not_canceled_behind_the_invoice(data
     invoice = Invoice.create_from_order(seller, order)  # invoiced before delivery: the order is still open
     fresh(invoice).issue(seller)  # (its e-invoice names the buyer as deliver-to party: no delivery date yet)
     assert schematron_failures(embedded_xml(bytes(fresh(invoice).pdf))[1]) == []
+    text = one_line(pdftotext(bytes(fresh(invoice).pdf)))  # an advance invoice says so, as VAT law asks
+    assert "Delivery date to follow" in text and "in advance: delivery is still to follow" in text
     assert "cancel" not in Order.get_by_id(order.id).possible_actions()  # the panel does not offer it
     with pytest.raises(NotAllowed, match="cancel the invoice first"):
         Order.get_by_id(order.id).cancel(seller, reason="Customer withdrew")
