@@ -92,20 +92,6 @@ def load_config(config=None):
     return settings
 
 
-def _follow_configured_currency(app):
-    """Screens print amounts in CURRENCY and documents in the settings' currency: the settings follow the
-    configuration, so a quote never shows another currency than its panel (amounts are not converted)."""
-    from models import Settings, db
-    from models.base import write_transaction
-    code = app.config["CURRENCY"]
-    with db.connection_context():
-        stored = Settings.select(Settings.currency).order_by(Settings.id).limit(1).scalar()
-        if stored is not None and stored != code:
-            with write_transaction():
-                Settings.update(currency=code).execute()
-            app.logger.warning("company settings said %s; documents now use CURRENCY=%s", stored, code)
-
-
 def create_app(config=None):
     """Build the Flask app: config, database binding (and SQLite migrations), blueprints, CLI."""
     from models import db
@@ -119,11 +105,12 @@ def create_app(config=None):
     app = Flask(__name__, instance_path=None)
     app.url_map.converters["int"] = RecordId
     app.config.update(load_config(config))
+    from models.settings import use_currency
+    use_currency(app.config["CURRENCY"])  # documents print the currency the screens print
     url = app.config["DATABASE_URL"]
     if url.startswith("sqlite"):
         os.makedirs(os.path.dirname(url.split(":///", 1)[1]) or ".", exist_ok=True)
     bind(url)
-    waiting = []
     if url.startswith("sqlite") and not app.config.get("SKIP_MIGRATIONS"):
         upgrade()
         refresh_statistics(force=True)
@@ -133,15 +120,13 @@ def create_app(config=None):
         if waiting:
             app.logger.warning("database has pending migrations (%s): run `flask --app app db-upgrade`",
                                ", ".join(waiting))
-    if not waiting and not app.config.get("SKIP_MIGRATIONS"):
-        _follow_configured_currency(app)
 
     if app.config["TRUSTED_PROXIES"]:
-        # Behind N reverse proxies: the client's address (login limits, web-form limits, security log), scheme
-        # and host come from the last N X-Forwarded-* entries, which those proxies set; never trusted otherwise.
+        # Behind N reverse proxies: the client's address (login limits, web-form limits, security log) is the
+        # Nth X-Forwarded-For entry from the right (each proxy appends one), the scheme the outermost proxy's
+        # X-Forwarded-Proto (it sets the header once). The host is never taken from a header.
         from werkzeug.middleware.proxy_fix import ProxyFix
-        hops = app.config["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"], x_proto=1, x_host=0)
     app.session_interface = CachedSessionInterface()
     htmx.init_app(app)
     csrf.init_app(app)

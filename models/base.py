@@ -466,43 +466,52 @@ class QuantityField(FixedDecimalField):
 _GROUPING = "'\u2019"  # apostrophes group thousands (1'250.50); so do commas or points beside the other one
 
 
-def _as_plain_number(text):
+def _digits(text):
+    return text.isascii() and text.isdigit()
+
+
+def _as_plain_number(text, places):
     """Typed number text as Decimal reads it: thousands separators taken out, a decimal comma made a point.
-    With a comma and a point, the last one is the decimal mark (1,250.50 and 1.250,50); a comma alone is a
-    decimal comma (12,5), except where it could as well group thousands (1,150): that is refused as
-    ambiguous, since documents print 1,150.00 for a thousand and more. Several commas or points alone
-    group thousands (1,250,000). Groups must be three digits."""
+    With a comma and a point, the last one is the decimal mark (1,250.50 and 1.250,50). A lone comma or point
+    before exactly three digits could group thousands (documents print 1,150.00) or mark decimals (1,150 in
+    German, 1.150 in English): refused as ambiguous, unless the field keeps three decimals, where a point is
+    the decimal mark (2.125 h). Otherwise a lone comma or point marks decimals (12,5). Several commas or
+    points group thousands (1,250,000); so do apostrophes (1'250.50). Groups must be three digits."""
     if "e" in text.lower():
         return text
     marks = {ch for ch in text if ch in ",." + _GROUPING}
     if not marks:
         return text
+    sign = text[:1] if text[:1] in "+-" else ""
+    body = text[len(sign):]
     decimal = None
     if "," in marks and "." in marks:
-        decimal = max(",.", key=text.rfind)
-    elif "," in marks and text.count(",") == 1:
-        whole, fraction = text.split(",")
-        digits = whole.lstrip("+-")
-        if len(fraction) == 3 and fraction.isdigit() and 1 <= len(digits) <= 3 and digits.isdigit() \
-                and digits.strip("0") and not marks & set(_GROUPING):
-            point = Decimal(f"{digits}.{fraction}").normalize()
-            raise ValueError(f"{text} could be {digits}{fraction} or {point}: write {digits}{fraction} without a "
-                             f"comma, or {point} with a point for the decimals.")
-        decimal = ","
-    elif "." in marks and text.count(".") == 1:
-        decimal = "."
-    whole, _, fraction = text.rpartition(decimal) if decimal else (text, "", None)
-    if decimal and text.count(decimal) > 1:
+        decimal = max(",.", key=body.rfind)
+    else:
+        lone = [mark for mark in ",." if body.count(mark) == 1]
+        if lone:
+            decimal = lone[0]
+            whole, fraction = body.split(decimal)
+            if len(fraction) == 3 and _digits(fraction) and 1 <= len(whole) <= 3 and _digits(whole) \
+                    and whole.strip("0") and not marks & set(_GROUPING) and not (decimal == "." and places >= 3):
+                point = Decimal(f"{whole}.{fraction}").normalize()
+                if -point.as_tuple().exponent > places:
+                    raise ValueError(f"Use at most {places} decimal places (for {sign}{whole}{fraction}, write "
+                                     "it without the separator).")
+                raise ValueError(f"{text} could be {sign}{whole}{fraction} or {sign}{point}: write "
+                                 f"{sign}{whole}{fraction} without a separator, or {sign}{point} with a point "
+                                 "for the decimals.")
+    whole, _, fraction = body.rpartition(decimal) if decimal else (body, "", None)
+    if decimal and body.count(decimal) > 1 or fraction is not None and fraction and not _digits(fraction):
         raise ValueError("Enter a number such as 1250.50.")
     grouping = {ch for ch in whole if ch in ",." + _GROUPING}
     if grouping:
-        sign = whole[:1] if whole[:1] in "+-" else ""
-        groups = whole[len(sign):].split(grouping.pop()) if len(grouping) == 1 else []
+        groups = whole.split(grouping.pop()) if len(grouping) == 1 else []
         if not groups or not (1 <= len(groups[0]) <= 3) or any(len(g) != 3 for g in groups[1:]) \
-                or not all(g.isdigit() for g in groups):
+                or not all(_digits(g) for g in groups):
             raise ValueError("Enter a number such as 1250.50.")
-        whole = sign + "".join(groups)
-    return whole if fraction is None else f"{whole}.{fraction}"
+        whole = "".join(groups)
+    return sign + (whole if fraction is None else f"{whole}.{fraction}")
 
 
 def parse_decimal(text, places=2, minimum=None, maximum=None):
@@ -520,11 +529,11 @@ def parse_decimal(text, places=2, minimum=None, maximum=None):
             raise ValueError("Enter a number.")
         if len(cleaned) > 20:
             raise ValueError("That number is too long.")
-        cleaned = _as_plain_number(cleaned)
         try:
-            value = Decimal(cleaned)
-        except InvalidOperation:
-            raise ValueError("Enter a number such as 1250.50.") from None
+            value = Decimal(_as_plain_number(cleaned, places))
+        except (InvalidOperation, ValueError) as exc:
+            raise ValueError(str(exc) if isinstance(exc, ValueError) else "Enter a number such as 1250.50.") \
+                from None
     else:
         raise ValueError("Enter a number.")
     if not value.is_finite():

@@ -422,7 +422,7 @@ class _Seeder:
         self.admin, self.sellers = self.users[0], self.users[1:]
 
     def configure(self):
-        settings = Settings.load(self.currency)
+        settings = Settings.load()
         for name, value in COMPANY.items():
             setattr(settings, name, value)
         settings.currency = self.currency

@@ -16,6 +16,7 @@ import math
 import os
 import re
 import threading
+import unicodedata
 from decimal import Decimal
 
 from .base import done_outside_lock, today
@@ -332,9 +333,17 @@ _LINE_COLUMNS = (("qty", 10, False), ("unit", 12, True), ("price", 21, False), (
                  ("rate", 10, False), ("amount", 23, False))
 
 
-def _text_mm(text, size_pt, wide=False):
+def _advance(ch):
+    if ch in _ADVANCE:
+        return _ADVANCE[ch]
+    if unicodedata.east_asian_width(ch) in "WF":  # Chinese, Japanese, Korean: a full em
+        return 1000
+    return 722 if ch.isupper() else 611
+
+
+def _text_mm(text, size_pt):
     """The printed width of `text` at `size_pt` (an upper estimate: unknown letters count as wide ones)."""
-    units = sum(_ADVANCE.get(ch, 722 if ch.isupper() or wide else 611) for ch in text)
+    units = sum(_advance(ch) for ch in text)
     return Decimal(units) / 1000 * Decimal(size_pt) * _MM_PER_PT
 
 

@@ -17,7 +17,30 @@ from .access import through_deal
 from .security import SecurityEvent
 
 
-class Invoice(Tracked, HasLines, BaseModel):
+class EInvoiceFile:
+    """What an issued invoice and a credit note share: their Factur-X XML, as embedded in the frozen PDF, is
+    also a file of its own (for portals and accounting systems that take the XML alone)."""
+
+    @property
+    def xml_file_name(self):
+        return f"{self.number}-factur-x.xml"
+
+    def e_invoice_xml(self):
+        """The embedded XML, byte for byte; NotAllowed (with the reason) when there is none."""
+        from .documents import embedded_xml, is_frozen
+        xml = embedded_xml(self)
+        if xml is not None:
+            return xml
+        kind = self.record_type.replace("_", " ")
+        if not self.number:
+            raise NotAllowed(f"This {kind} has no e-invoice yet: its Factur-X XML is made when it is issued.")
+        if not is_frozen(self):
+            raise NotAllowed(f"The PDF of {self.number} was never stored, so it has no e-invoice file: an "
+                             "administrator runs the freeze-documents command.")
+        raise NotAllowed(f"The stored PDF of {self.number} carries no Factur-X XML.")
+
+
+class Invoice(EInvoiceFile, Tracked, HasLines, BaseModel):
     record_type = "invoice"
 
     number = CharField(max_length=20, null=True, unique=True)
@@ -234,21 +257,6 @@ class Invoice(Tracked, HasLines, BaseModel):
         return True
 
     @property
-    def xml_file_name(self):
-        return f"{self.number}-factur-x.xml"
-
-    def e_invoice_xml(self):
-        """The Factur-X XML of the issued invoice, as embedded in its frozen PDF (for portals and accounting
-        systems that take the XML alone). A draft has none yet."""
-        from .documents import embedded_xml
-        xml = embedded_xml(self)
-        if xml is None:
-            raise NotAllowed("This invoice has no e-invoice yet: its Factur-X XML is made when it is issued."
-                             if not self.number else "This invoice's PDF was never stored, so it has no e-invoice "
-                             "file: an administrator runs the freeze-documents command.")
-        return xml
-
-    @property
     def credit_note_number(self):
         if "_credit_note_number" in self.__dict__:
             return self.__dict__["_credit_note_number"]
@@ -271,10 +279,10 @@ class Invoice(Tracked, HasLines, BaseModel):
         """The credit note that voided this issued invoice (None when there is none)."""
         if self.status != "canceled" or not self.number:
             return None
-        return CreditNote.select_without("pdf").where(CreditNote.invoice == self.id).first()
+        return CreditNote.of(self, pdf=False, required=False)
 
 
-class CreditNote(BaseModel):
+class CreditNote(EInvoiceFile, BaseModel):
     """The document that voids an issued invoice in full (UNTDID 1001 type 381, referring to the invoice):
     numbered gaplessly per year in its own sequence, rendered once and frozen like the invoice."""
     record_type = "credit_note"
@@ -305,22 +313,15 @@ class CreditNote(BaseModel):
     def file_name(self):
         return f"{self.number}.pdf"
 
-    @property
-    def xml_file_name(self):
-        return f"{self.number}-factur-x.xml"
-
     @classmethod
-    def of(cls, invoice):
-        """The credit note that voided `invoice`, with its PDF (NotFound when there is none)."""
-        credit = cls.get_or_none(cls.invoice == invoice.id)
-        if credit is None:
+    def of(cls, invoice, pdf=True, required=True):
+        """The credit note that voided `invoice` (pdf=False: without the PDF's bytes); when there is none,
+        NotFound, or None if not `required`."""
+        query = cls.select() if pdf else cls.select_without("pdf")
+        credit = query.where(cls.invoice == invoice.id).first()
+        if credit is None and required:
             raise NotFound("This invoice has no credit note: one is issued when an issued invoice is canceled.")
         return credit
-
-    def e_invoice_xml(self):
-        """The credit note's Factur-X XML (type 381), as embedded in its frozen PDF."""
-        from .documents import embedded_xml
-        return embedded_xml(self)
 
     @classmethod
     def issue_for(cls, invoice):

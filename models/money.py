@@ -8,19 +8,18 @@ HUNDRED = Decimal(100)
 
 CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "CHF": "CHF", "SEK": "kr",
                     "NOK": "kr", "DKK": "kr", "PLN": "zł", "CZK": "Kč", "CAD": "$", "AUD": "$"}
-# ISO 4217 currencies whose minor unit is not a hundredth (0, 3 or 4 decimals): amounts are kept in
-# hundredths, so an installation cannot use them (a yen price of 1234.56 would be printed and invoiced).
-NOT_IN_HUNDREDTHS = frozenset(
-    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF BHD IQD JOD KWD LYD OMR TND CLF UYW".split())
-
-
 def currency_problem(code):
-    """Why `code` cannot be the installation's currency (None when it can)."""
-    if not (isinstance(code, str) and len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()):
-        return f"{code!r} is not a three-letter ISO 4217 code such as EUR."
-    if code in NOT_IN_HUNDREDTHS:
-        return (f"{code} does not have two decimal places; Pipeline CRM keeps amounts in hundredths, so it takes "
-                "currencies that do (EUR, USD, GBP, CHF, SEK…).")
+    """Why `code` cannot be the installation's currency (None when it can): it must be an ISO 4217 currency
+    with two decimal places, as amounts are kept in hundredths (a yen price of 1234.56 must not be printed
+    and invoiced)."""
+    from iso4217 import Currency
+    try:
+        currency = Currency(code)
+    except (ValueError, KeyError, TypeError):
+        return f"{code!r} is not an ISO 4217 currency code such as EUR."
+    if currency.exponent != 2:
+        return (f"{code} ({currency.currency_name}) does not have two decimal places; Pipeline CRM keeps amounts in "
+                "hundredths, so it takes currencies that do (EUR, USD, GBP, CHF, SEK…).")
     return None
 
 

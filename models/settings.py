@@ -7,9 +7,19 @@ from peewee import BlobField, CharField, Check, IntegerField, TextField
 
 from .base import BaseModel, first, is_postgres, prepared
 from .errors import ValidationError
+from .money import currency_problem
 
 SETTINGS_LIMITS = {"company_name": 200, "address": 1000, "vat_id": 40, "bank_details": 500,
                    "payment_terms_text": 500, "email": 254, "phone": 40}
+# The installation's one currency (the app's CURRENCY, set by create_app): screens and documents print it.
+_installation = {"currency": "EUR"}
+
+
+def use_currency(code):
+    """Make `code` the currency every Settings row says (documents print it, like the screens)."""
+    _installation["currency"] = code
+
+
 SETTINGS_LINES = {"address": 5, "bank_details": 4}  # what fits the documents' letterhead and footer
 SETTINGS_TEXT = ("company_name", "address", "vat_id", "bank_details", "payment_terms_text")
 SETTINGS_DAYS = {"quote_validity_days": (1, 3650), "payment_terms_days": (0, 3650),
@@ -39,16 +49,18 @@ class Settings(BaseModel):
     rot_days_close = IntegerField(default=7)
 
     @classmethod
-    def load(cls, default_currency="EUR", logo=True):
+    def load(cls, logo=True):
         """The single settings row, created on first use. logo=False leaves the logo's bytes (up to
         512 KB) in the database: pages and board moves need the names and numbers, not the image; such
-        a row says `has_logo` and refuses to be saved."""
+        a row says `has_logo` and refuses to be saved. Its currency is the installation's (`use_currency`),
+        whatever an earlier version's settings form stored."""
         row = first(prepared((cls, "load", logo), lambda: (cls.select() if logo else cls.select_without("logo"))
                              .order_by(cls.id).limit(1)))
         if row is None:
-            cls.create(currency=default_currency)
-            return cls.load(default_currency, logo)
+            cls.create(currency=_installation["currency"])
+            return cls.load(logo)
         row._logo_loaded = logo
+        row.currency = _installation["currency"]
         return row
 
     _logo_loaded = True
@@ -75,9 +87,9 @@ class Settings(BaseModel):
         for name, limit in SETTINGS_LIMITS.items():
             if len(getattr(self, name) or "") > limit:
                 errors[name] = f"At most {limit} characters."
-        currency = self.currency or ""
-        if not (currency.isascii() and currency.isalpha() and currency.isupper()) or len(currency) != 3:
-            errors["currency"] = "Use a three-letter ISO code such as EUR."
+        problem = currency_problem(self.currency)
+        if problem:
+            errors["currency"] = problem
         for name, (low, high) in SETTINGS_DAYS.items():
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:
@@ -136,7 +148,6 @@ class Settings(BaseModel):
                    multiline=name in ("address", "bank_details", "payment_terms_text"))
         c.email("email")
         c.phone("phone")
-        c.text("currency", 3, required=True)
         for name, (low, high) in SETTINGS_DAYS.items():
             c.integer(name, required=True, minimum=low, maximum=high)
         values = c.values
@@ -145,10 +156,6 @@ class Settings(BaseModel):
             if name in values and len([line for line in values[name].splitlines() if line.strip()]) > most:
                 errors[name] = (f"At most {most} lines: they are printed in the letterhead and the footer of "
                                 "every document.")
-        if "currency" in values:
-            values["currency"] = values["currency"].upper()
-            if not re.fullmatch(r"[A-Z]{3}", values["currency"]):
-                errors["currency"] = "Use a three-letter ISO code such as EUR."
         mime = None
         if logo is not None:
             try:

@@ -11,10 +11,10 @@ PHONE_RE = re.compile(r"^[0-9+()./\- ]{3,40}$")
 # lone surrogates and the non-characters U+FFFE/U+FFFF. They have no meaning to a person, break XML
 # (Factur-X invoices) and CSV exports, and are how hostile input hides.
 FORBIDDEN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-# Invisible text-direction embeddings, overrides and isolates: they make a name or a line description read
-# differently from what is stored (U+202E prints "abc" as "cba" on screens and documents). Arabic and Hebrew
-# text needs none of them (nor are the left-to-right / right-to-left marks U+200E/U+200F refused).
-DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# Invisible direction overrides: they make a name or a line description read differently from what is
+# stored (U+202E prints "abc" as "cba" on screens and documents). Right-to-left text needs none of them; the
+# embeddings, isolates and marks that text copied from a word processor or a chat carries stay welcome.
+DIRECTION_OVERRIDES = re.compile("[\u202d\u202e]")
 MIN_DATE = datetime.date(2000, 1, 1)
 MAX_DATE = datetime.date(2100, 12, 31)
 _MISSING = object()
@@ -25,8 +25,8 @@ def text_problem(value, multiline=False):
     where one line is expected."""
     if FORBIDDEN_TEXT.search(value):
         return "Contains control characters that are not allowed."
-    if DIRECTION_CONTROLS.search(value):
-        return "Contains invisible text-direction controls (U+202A–U+202E, U+2066–U+2069) that are not allowed."
+    if DIRECTION_OVERRIDES.search(value):
+        return "Contains an invisible direction override (U+202D or U+202E), which would print the text reversed."
     if not multiline and ("\n" in value or "\r" in value):
         return "Use a single line (no line breaks)."
     return None

@@ -428,6 +428,22 @@ def test_documents_download_as_files_within_the_records_reach(team):
     assert all(clients["max"].get(path).status_code == 200 for path in files)  # Sam's manager
 
 
+def test_json_numbers_follow_the_typed_number_rules(team):
+    """A JSON number the field cannot keep (a price of 0.0725) is refused at the field as typed text is,
+    not rounded to 0.07; JSON numbers have no thousands separators, so 1.250 is one and a quarter."""
+    from builders import make_proposed
+    users, _, clients = team
+    api = clients["sam"]
+    with db.connection_context():
+        quote_id = Quote.get(Quote.opportunity == make_proposed(users["sam"]).id).id
+    line = {"description": "Screws", "quantity": 12500, "tax_rate": 19}
+    body = assert_error(api.post(f"/quotes/{quote_id}/lines", {**line, "unit_price": 0.0725}), 422, "unit_price")
+    assert "at most 2 decimal places" in body["fields"]["unit_price"]
+    added = api.post(f"/quotes/{quote_id}/lines", {**line, "unit_price": 1.250, "quantity": 2.125})
+    assert added.status_code == 200, added.get_json()
+    assert (added.get_json()["lines"][-1]["unit_price"], added.get_json()["lines"][-1]["quantity"]) == ("1.25", "2.125")
+
+
 def test_the_invoice_list_reads_credit_notes_in_one_query(team):
     from clients import queries_of
     users, _, clients = team

@@ -156,7 +156,7 @@ def test_trusted_proxies_must_be_a_small_number(tmp_path, monkeypatch, value):
 
 
 @pytest.mark.parametrize("code, message", [("JPY", "does not have two decimal places"), ("KWD", "two decimal places"),
-                                           ("EURO", "three-letter ISO 4217 code"), ("€", "three-letter")])
+                                           ("XYZ", "not an ISO 4217 currency"), ("EURO", "not an ISO 4217")])
 def test_currency_must_be_kept_in_hundredths(tmp_path, monkeypatch, code, message):
     """Amounts are kept in hundredths: yen (no minor unit) or dinars (three decimals) would be printed and
     invoiced with cents, so such an installation is refused at start, with the reason."""
@@ -165,29 +165,25 @@ def test_currency_must_be_kept_in_hundredths(tmp_path, monkeypatch, code, messag
         load_config({"INSTANCE_PATH": str(tmp_path)})
 
 
-def test_documents_use_the_configured_currency_like_the_screens(database_url, tmp_path):
-    """The company settings once had a currency of their own, which documents printed while the screens
-    printed CURRENCY. Now the settings follow CURRENCY when the app starts, and the form only shows it."""
+def test_screens_and_documents_print_the_configured_currency(database_url, tmp_path):
+    """The settings page shows CURRENCY (no field of its own any more) and a quote's panel and PDF both
+    print it."""
     from app import create_app
-    from models import Settings
     from models.documents import quote_source
     from builders import make_proposed
     from clients import HtmxClient
-
-    def start(code):
-        return create_app({"DATABASE_URL": database_url, "SECRET_KEY": "t", "INSTANCE_PATH": str(tmp_path),
-                           "TESTING": True, "CURRENCY": code})
-    start("EUR")
-    with db.connection_context():
-        manager = User.create_user("mia@example.com", PASSWORD, "Mia Manager", "manager")
-        Settings.update(currency="GBP").execute()  # as an earlier version's form could leave it
-        quote = make_proposed(manager).quote_in("draft")
-    app = start("CHF")
-    with db.connection_context():
-        assert Settings.load().currency == "CHF"
-        assert "CHF\u00a0" in quote_source(quote).html and "£" not in quote_source(quote).html
-    browser = HtmxClient(app.test_client())
-    browser.login("mia@example.com")
-    page = browser.get("/settings").get_data(as_text=True)
-    assert 'name="currency"' not in page and "Currency: <strong>CHF</strong>" in page
-    assert "CHF\u00a0" in browser.hx_get(f"/quotes/{quote.id}").get_data(as_text=True)
+    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "t", "INSTANCE_PATH": str(tmp_path),
+                      "TESTING": True, "CURRENCY": "CHF"})
+    try:
+        with db.connection_context():
+            manager = User.create_user("mia@example.com", PASSWORD, "Mia Manager", "manager")
+            quote = make_proposed(manager).quote_in("draft")
+            assert "CHF\u00a0" in quote_source(quote).html
+        browser = HtmxClient(app.test_client())
+        browser.login("mia@example.com")
+        page = browser.get("/settings").get_data(as_text=True)
+        assert 'name="currency"' not in page and "Currency: <strong>CHF</strong>" in page
+        assert "CHF\u00a0" in browser.hx_get(f"/quotes/{quote.id}").get_data(as_text=True)
+    finally:
+        from models.settings import use_currency
+        use_currency("EUR")

@@ -760,7 +760,7 @@ def test_credit_note_is_downloaded_from_the_invoice_panel_by_those_who_see_the_i
     assert outsider.get(url).status_code == 404  # out of reach, as if it did not exist
 
 
-def test_the_e_invoice_xml_is_downloaded_alone_from_the_invoice_panel(app, user, logged_in):
+def test_the_e_invoice_xml_is_downloaded_alone_from_the_invoice_panel(app, user, logged_in, monkeypatch):
     """For a portal or an accountant's system that takes the XML alone: the issued invoice's and the credit
     note's Factur-X XML, byte for byte as embedded in their frozen PDFs; a draft has none yet (refused with that
     reason, not a 500)."""
@@ -785,6 +785,15 @@ def test_the_e_invoice_xml_is_downloaded_alone_from_the_invoice_panel(app, user,
     refused = logged_in.get(f"/invoices/{draft.id}/factur-x.xml", follow_redirects=True)  # a typed-in URL
     assert refused.status_code == 200 and "made when it is issued" in refused.get_data(as_text=True)
     assert logged_in.hx_get(f"/invoices/{draft.id}/factur-x.xml").status_code == 409
+
+    etag = logged_in.get(xml_url).headers["ETag"]
+    with monkeypatch.context() as patched:  # a client that holds the file is answered without reading the PDF
+        patched.setattr(documents, "embedded_xml", lambda document: pytest.fail("the PDF was read for a 304"))
+        assert logged_in.get(xml_url, headers={"If-None-Match": etag}).status_code == 304
+    with db.connection_context():  # a stored PDF without an e-invoice in it: refused with the reason, no 500
+        CreditNote.update(pdf=documents.render_pdf(draft)).where(CreditNote.id == credit.id).execute()
+    refused = logged_in.hx_get(credit_url)
+    assert refused.status_code == 409 and "carries no Factur-X XML" in refused.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("country, vat_id, category, reason", [
@@ -931,12 +940,18 @@ def test_history_of_issue_is_one_event_with_the_hash(database, seller):
     assert HistoryEvent.select().where(HistoryEvent.changes.contains(invoice.pdf_sha256)).count() == 1
 
 
-def test_issue_needs_an_iso_currency(database, seller):
-    invoice = make_draft_invoice(seller)
-    company(currency="XYZ")
-    with pytest.raises(RuleNotMet) as refused:
-        fresh(invoice).issue(seller)
-    assert set(refused.value.fields) == {"settings.currency"} and "currency code" in refused.value.message
+def test_documents_print_the_installation_currency_whatever_the_settings_row_says(database, seller):
+    """An earlier version's settings form could store a currency of its own, which documents printed while
+    the screens printed CURRENCY; now every settings row says the installation's currency."""
+    from models.settings import use_currency
+    company(currency="GBP")
+    quote = make_proposed(seller).quote_in("draft")
+    assert Settings.load().currency == "EUR" and "£" not in documents.quote_source(quote).html
+    use_currency("CHF")
+    try:
+        assert Settings.load(logo=False).currency == "CHF" and "CHF\u00a0" in documents.quote_source(quote).html
+    finally:
+        use_currency("EUR")
 
 
 

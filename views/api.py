@@ -289,26 +289,18 @@ def _add_line(opportunity, actor, version, inputs):
     return opportunity
 
 
-def _pdf(record):
-    return pdf_response(record)
-
-
-def _e_invoice(record):
-    return xml_response(record)
-
-
 QUOTE_DOWNLOADS = [Download("pdf", "The quote as PDF: exactly the bytes frozen when it was sent (ETag: their "
-                                   "SHA-256); a draft is rendered now, marked DRAFT.", "application/pdf", _pdf)]
+                                   "SHA-256); a draft is rendered now, marked DRAFT.", "application/pdf", pdf_response)]
 INVOICE_DOWNLOADS = [
     Download("pdf", "The invoice as PDF: once issued, the frozen PDF/A-3b with its Factur-X XML embedded (ETag: "
-                    "its SHA-256); a draft is rendered now, marked DRAFT.", "application/pdf", _pdf),
+                    "its SHA-256); a draft is rendered now, marked DRAFT.", "application/pdf", pdf_response),
     Download("xml", "The issued invoice's Factur-X (EN 16931) XML alone, as embedded in its PDF (409 for a "
-                    "draft).", "application/xml", _e_invoice),
+                    "draft).", "application/xml", xml_response),
     Download("credit-note/pdf", "The credit note that voided the canceled invoice, as PDF/A-3b with its "
                                 "Factur-X XML (404 when it has none).", "application/pdf",
-             lambda invoice: _pdf(CreditNote.of(invoice))),
+             lambda invoice: pdf_response(CreditNote.of(invoice))),
     Download("credit-note/xml", "The credit note's Factur-X XML (type 381) alone.", "application/xml",
-             lambda invoice: _e_invoice(CreditNote.of(invoice))),
+             lambda invoice: xml_response(CreditNote.of(invoice))),
 ]
 
 
@@ -558,7 +550,8 @@ def _parse_field(f, raw):
     if kind == "boolean" and isinstance(raw, bool):
         return raw, None
     if kind in ("money", "percent", "quantity") and (isinstance(raw, (int, Decimal)) and not isinstance(raw, bool)):
-        return raw, None
+        # as the digits were sent, so the model refuses decimals it cannot keep instead of rounding them away
+        return (f"{raw.normalize():f}" if isinstance(raw, Decimal) and raw.is_finite() else raw), None
     if isinstance(raw, str) and kind in ("string", "text", "enum", "date", "money", "percent", "quantity"):
         return raw, _text_problem(raw)
     return None, TYPE_MESSAGES.get(kind, "Expected a string.")

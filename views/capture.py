@@ -1,5 +1,5 @@
 """Web-to-lead: admins manage capture forms (/admin/forms); visitors fill them in at /f/<key>."""
-from flask import Blueprint, abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, make_response, redirect, render_template, request, url_for
 
 from models import Settings, Team, User, ValidationError
 from models.access import require_admin
@@ -116,7 +116,7 @@ def logo(key):
     if CaptureForm.by_key(key) is None:
         abort(404)
     from .settings import logo_response
-    return logo_response(Settings.load(current_app.config["CURRENCY"]))
+    return logo_response(Settings.load())
 
 
 @public.post("/f/<key>")

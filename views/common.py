@@ -1,7 +1,7 @@
 """The one place that decides full page vs fragment and handles htmx headers; domain-error handling."""
 from urllib.parse import parse_qs, urlparse
 
-from flask import abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
+from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 from flask_htmx import HTMX
 
 from models.errors import DomainError
@@ -201,5 +201,5 @@ def current_settings():
     """The company settings without the logo's bytes, loaded once per request."""
     if "settings" not in g:
         from models import Settings
-        g.settings = Settings.load(current_app.config["CURRENCY"], logo=False)
+        g.settings = Settings.load(logo=False)
     return g.settings

@@ -8,32 +8,37 @@ from .common import url_record
 bp = Blueprint("documents", __name__)
 
 
-def pdf_response(document):
-    """The document's PDF as a download (?view=1: shown in the browser's PDF viewer instead): stored bytes
-    (with their hash as ETag) or a live DRAFT render."""
-    frozen = is_frozen(document)
-    resp = make_response(document_pdf(document))
-    resp.headers["Content-Type"] = "application/pdf"
-    disposition = "inline" if request.args.get("view") == "1" else "attachment"
-    resp.headers["Content-Disposition"] = f'{disposition}; filename="{document.file_name}"'
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    if frozen:
-        resp.set_etag(document.pdf_sha256)
+def file_response(make_body, media_type, file_name, digest=None):
+    """A document's file as a download (?view=1: shown in the browser instead). With `digest` (the SHA-256 of
+    a frozen document) the answer carries it as ETag, and a client that holds it gets 304 without the file
+    being read; without one (a live draft) the answer is not stored."""
+    if digest and request.if_none_match.contains(digest):
+        resp = make_response("", 304)
+    else:
+        resp = make_response(make_body())
+        resp.headers["Content-Type"] = media_type
+        disposition = "inline" if request.args.get("view") == "1" else "attachment"
+        resp.headers["Content-Disposition"] = f'{disposition}; filename="{file_name}"'
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+    if digest:
+        resp.set_etag(digest)
         resp.headers["Cache-Control"] = "private, no-cache"
-        return resp.make_conditional(request)
-    resp.headers["Cache-Control"] = "private, no-store"
+    else:
+        resp.headers["Cache-Control"] = "private, no-store"
     return resp
 
 
+def pdf_response(document):
+    """The document's PDF: the stored bytes once frozen, else a live render marked DRAFT."""
+    return file_response(lambda: document_pdf(document), "application/pdf", document.file_name,
+                         document.pdf_sha256 if is_frozen(document) else None)
+
+
 def xml_response(document):
-    """An issued invoice's or credit note's Factur-X XML as sent (embedded in its frozen PDF), as a download."""
-    resp = make_response(document.e_invoice_xml())
-    resp.headers["Content-Type"] = "application/xml"
-    resp.headers["Content-Disposition"] = f'attachment; filename="{document.xml_file_name}"'
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.set_etag(document.pdf_sha256)
-    resp.headers["Cache-Control"] = "private, no-cache"
-    return resp.make_conditional(request)
+    """An issued invoice's or a credit note's Factur-X XML as sent, embedded in its frozen PDF (refused with the
+    reason when there is none: a draft, a PDF never stored)."""
+    return file_response(document.e_invoice_xml, "application/xml", document.xml_file_name,
+                         document.pdf_sha256 if is_frozen(document) else None)
 
 
 @bp.get("/quotes/<int:quote_id>.pdf")
@@ -50,7 +55,8 @@ def invoice_pdf(invoice_id):
 
 @bp.get("/invoices/<int:invoice_id>/factur-x.xml")
 def invoice_xml(invoice_id):
-    """The issued invoice's Factur-X XML alone, for a portal or an accounting system (a draft: 409)."""
+    """The issued invoice's Factur-X XML alone, for a portal or an accounting system (a draft: refused with
+    the reason, 409 for htmx)."""
     return xml_response(url_record("invoice_id"))
 
 

@@ -40,7 +40,7 @@ def _page(settings, status=200, errors=None, values=None, message=None):
 
 
 def _load():
-    return Settings.load(current_app.config["CURRENCY"])
+    return Settings.load()
 
 
 @bp.get("/settings")
