@@ -58,7 +58,7 @@ def canonical_dump():
     }
 
 
-def test_seed_fills_every_board_column(seeded):
+def _fills_every_board_column():
     stats = Opportunity.column_stats()
     assert {column: count for column, (count, _, _) in stats.items() if column} == EXPECTED_COLUMNS
     for column, (count, total, weighted) in stats.items():
@@ -81,7 +81,7 @@ def test_seed_fills_every_board_column(seeded):
     assert len({o.owner_id for o in Opportunity.select()}) >= 3
 
 
-def test_seed_company_catalog_accounts_logins_and_activities(seeded):
+def _company_catalog_accounts_logins_and_activities():
     settings = Settings.load()
     assert settings.company_name and settings.vat_id.startswith("DE") and "IBAN" in settings.bank_details
     assert "BIC" in settings.bank_details and settings.payment_terms_days == 30 and settings.currency == "EUR"
@@ -129,7 +129,31 @@ def test_seed_company_catalog_accounts_logins_and_activities(seeded):
         last[key] = event.at
 
 
-def test_seed_documents_in_every_state_with_gapless_numbers(seeded):
+def _documents_state_the_dates_of_their_records():
+    """The demo plays its story on its own clock, so a frozen quote says the day it was sent and the
+    validity on its record, an invoice its issue and delivery dates, a credit note the day of the cancel
+    (they once said the day the demo was seeded)."""
+    from models import CreditNote
+    from models.documents import _long_date
+    from test_documents_pdf import pdftotext
+    frozen = list(Quote.select().where(Quote.pdf_sha256.is_null(False)))
+    assert frozen
+    for quote in frozen:
+        text = " ".join(pdftotext(bytes(quote.pdf)).split())
+        assert f"Date {_long_date(quote.activated_at.date())}" in text, quote.display_number
+        assert f"Valid until {_long_date(quote.valid_until)}" in text, quote.display_number
+    for invoice in Invoice.select():
+        text = " ".join(pdftotext(bytes(invoice.pdf)).split())
+        assert f"Invoice date {_long_date(invoice.issue_date)}" in text, invoice.number
+        if invoice.order.fulfilled_at:
+            assert f"delivered on {_long_date(invoice.order.fulfilled_at.date())}" in text, invoice.number
+    credit = CreditNote.get()
+    canceled = HistoryEvent.get((HistoryEvent.record_type == "invoice") & (HistoryEvent.action == "cancel"))
+    assert credit.issue_date == canceled.at.date() < today()
+    assert f"Date {_long_date(credit.issue_date)}" in " ".join(pdftotext(bytes(credit.pdf)).split())
+
+
+def _documents_in_every_state_with_gapless_numbers():
     assert {q.status for q in Quote.select()} == {"draft", "active", "revised", "won", "lost"}
     revised = Quote.get(Quote.status == "revised")
     assert Quote.get((Quote.number == revised.number) & (Quote.revision == 2)).status == "active"
@@ -163,28 +187,12 @@ def test_seed_documents_in_every_state_with_gapless_numbers(seeded):
     assert numbers == list(range(1, len(numbers) + 1))
 
 
-def test_seed_documents_state_the_dates_of_their_records(seeded):
-    """The demo plays its story on its own clock, so a frozen quote says the day it was sent and the
-    validity on its record, an invoice its issue and delivery dates, a credit note the day of the cancel
-    (they once said the day the demo was seeded)."""
-    from models import CreditNote
-    from models.documents import _long_date
-    from test_documents_pdf import pdftotext
-    frozen = list(Quote.select().where(Quote.pdf_sha256.is_null(False)))
-    assert frozen
-    for quote in frozen:
-        text = " ".join(pdftotext(bytes(quote.pdf)).split())
-        assert f"Date {_long_date(quote.activated_at.date())}" in text, quote.display_number
-        assert f"Valid until {_long_date(quote.valid_until)}" in text, quote.display_number
-    for invoice in Invoice.select():
-        text = " ".join(pdftotext(bytes(invoice.pdf)).split())
-        assert f"Invoice date {_long_date(invoice.issue_date)}" in text, invoice.number
-        if invoice.order.fulfilled_at:
-            assert f"delivered on {_long_date(invoice.order.fulfilled_at.date())}" in text, invoice.number
-    credit = CreditNote.get()
-    canceled = HistoryEvent.get((HistoryEvent.record_type == "invoice") & (HistoryEvent.action == "cancel"))
-    assert credit.issue_date == canceled.at.date() < today()
-    assert f"Date {_long_date(credit.issue_date)}" in " ".join(pdftotext(bytes(credit.pdf)).split())
+def test_seed_fills_the_board_catalog_and_documents(seeded):
+    """One seed (~10 s) checked for everything a newcomer sees."""
+    _fills_every_board_column()
+    _company_catalog_accounts_logins_and_activities()
+    _documents_in_every_state_with_gapless_numbers()
+    _documents_state_the_dates_of_their_records()
 
 
 def test_seed_leaves_a_database_with_users_alone(database):
