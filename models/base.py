@@ -477,8 +477,8 @@ def _as_plain_number(text, places):
     German, 1.150 in English): refused as ambiguous, unless the field keeps three decimals, where a point is
     the decimal mark (2.125 h). Otherwise a lone comma or point marks decimals (12,5). Several commas or
     points group thousands (1,250,000); so do apostrophes (1'250.50). Groups must be three digits."""
-    if "e" in text.lower():
-        return text
+    if not all(ch.isascii() and (ch.isdigit() or ch in "+-,." + _GROUPING) for ch in text):
+        raise ValueError("Enter a number such as 1250.50.")  # no letters, exponents or non-ASCII digits
     marks = {ch for ch in text if ch in ",." + _GROUPING}
     if not marks:
         return text
@@ -514,6 +514,17 @@ def _as_plain_number(text, places):
     return sign + (whole if fraction is None else f"{whole}.{fraction}")
 
 
+def _without_currency(text):
+    """'€1,150.00' or '1150 EUR' (an amount copied from a document) without its currency symbol or code."""
+    from .money import CURRENCY_SYMBOLS
+    for mark in sorted({*CURRENCY_SYMBOLS, *CURRENCY_SYMBOLS.values()}, key=len, reverse=True):
+        if text.startswith(mark):
+            return text[len(mark):]
+        if text.endswith(mark):
+            return text[:-len(mark)]
+    return text
+
+
 def parse_decimal(text, places=2, minimum=None, maximum=None):
     """Parse user input into a Decimal with `places` decimals; ValueError with a human message. Typed text
     may group thousands and use a decimal comma (see _as_plain_number) but may not have more decimals than
@@ -524,7 +535,7 @@ def parse_decimal(text, places=2, minimum=None, maximum=None):
     elif isinstance(text, int) and not isinstance(text, bool):
         value = Decimal(text)
     elif typed:
-        cleaned = text.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
+        cleaned = _without_currency(text.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", ""))
         if not cleaned:
             raise ValueError("Enter a number.")
         if len(cleaned) > 20:

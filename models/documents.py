@@ -347,16 +347,26 @@ def _text_mm(text, size_pt):
     return Decimal(units) / 1000 * Decimal(size_pt) * _MM_PER_PT
 
 
-def _column_widths(cells, totals):
+_LINE_MM, _POSITION_MM, _DESCRIPTION_MM, _UNIT_MOST_MM = 170, 6, 55, 20
+_TABLE_SIZES = (Decimal("9.5"), Decimal("8.5"), Decimal("7.5"))  # pt: the stylesheet's, then smaller
+
+
+def _column_widths(cells, totals, shown):
     """Widths in mm of the line table's number and unit columns and of the totals' amount column: the
-    stylesheet's, or wider when a cell needs it (1 mm padding each side, 5 % spare). `cells` maps a column
-    class to its texts; a unit may wrap at spaces, so its longest word counts."""
-    widths = {}
-    for name, least, wraps in _LINE_COLUMNS:
-        texts = cells.get(name, ())
-        words = [word for text in texts for word in text.split()] if wraps else texts
-        needed = max((_text_mm(text, "9.5") for text in words), default=Decimal(0)) * Decimal("1.05") + 2
-        widths[name] = max(Decimal(least), needed.quantize(Decimal("0.1")))
+    stylesheet's, or wider when a cell needs it (1 mm padding each side, 5 % spare), and the table's font
+    size: smaller when the `shown` columns would otherwise leave the description less than 55 mm. `cells`
+    maps a column class to its texts; a unit may wrap at spaces, so its longest word counts, and a unit
+    word longer than 20 mm breaks inside its column."""
+    for size in _TABLE_SIZES:
+        widths = {"size": size}
+        for name, least, wraps in _LINE_COLUMNS:
+            texts = cells.get(name, ())
+            words = [word for text in texts for word in text.split()] if wraps else texts
+            needed = max((_text_mm(text, size) for text in words), default=Decimal(0)) * Decimal("1.05") + 2
+            widths[name] = max(Decimal(least), needed.quantize(Decimal("0.1")))
+        widths["unit"] = min(widths["unit"], Decimal(_UNIT_MOST_MM))
+        if sum(widths[name] for name in shown) + _POSITION_MM + _DESCRIPTION_MM <= _LINE_MM:
+            break
     needed = max(_text_mm(text, "11") for text in totals) * Decimal("1.05") + 1
     widths["total"] = max(Decimal(28), needed.quantize(Decimal("0.1")))
     return widths
@@ -410,7 +420,8 @@ def _with_currency(context, currency):
              "disc": [f"{_plain_number(row['discount_pct'])} %" for row in lines],
              "rate": [f"{_plain_number(row['tax_rate'])} %" for row in lines]}
     amounts = [money(totals.net), money(totals.gross)] + [money(row["tax"]) for row in context["tax_rows"]]
-    context.update(money=money, currency=currency, widths=_column_widths(cells, amounts))
+    shown = ["qty", "unit", "price", "amount"] + ["disc"] * context["has_discount"] + ["rate"] * context["show_rate"]
+    context.update(money=money, currency=currency, widths=_column_widths(cells, amounts, shown))
     return context
 
 

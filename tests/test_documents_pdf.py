@@ -239,6 +239,22 @@ def test_a_long_company_block_and_footer_stay_clear_of_the_address_window_and_th
     assert texts and texts[0][2] < next(b for b in bottom_words if b[0] == "Baden-Württembergische")[1]
 
 
+def test_the_description_keeps_its_width_when_every_number_column_is_wide(database, seller):
+    """Billions, 999,999 pieces, discounts, two VAT rates and long units at once: the number columns are not
+    allowed to squeeze the description (its words were split mid-word); the table is set smaller instead."""
+    company()
+    wide = {**LINE, "description": "Consulting contract HW-NAS-8 storage"}
+    lines = ({**wide, "quantity": "12500", "unit": "h"}, {**wide, "unit": "set", "unit_price": "12345678.90"},
+             {**wide, "unit_price": "9999999.99", "discount_pct": "12.5", "tax_rate": "7"},
+             {**wide, "quantity": "999999", "unit_price": "9999.99"},
+             {**wide, "quantity": "2.5", "unit": "Personentage vorOrt", "discount_pct": "33.33"},
+             {**wide, "unit": "Kilowattstundenpaket"})
+    boxes = word_boxes(documents.render_pdf(make_proposed(seller, lines=lines).quote_in("draft")))
+    words = [b[0] for b in boxes]
+    assert all(words.count(word) == 6 for word in ("Consulting", "contract", "HW-NAS-8", "storage")), words
+    assert max(x1 for word, x0, x1, y in boxes if word != "DRAFT") <= 595.28 - 18 / 25.4 * 72 + 0.5
+
+
 def _fonts_covering(*scripts):
     """The installed font families fontconfig offers for each of `scripts` (fc-list :lang=…)."""
     return {lang: subprocess.run(["fc-list", f":lang={lang}", "family"], capture_output=True, text=True).stdout
