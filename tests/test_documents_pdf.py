@@ -798,7 +798,9 @@ def test_the_e_invoice_xml_is_downloaded_alone_from_the_invoice_panel(app, user,
         ".//rsm:ExchangedDocument/ram:TypeCode", namespaces=NS) == "381"
     draft_panel = logged_in.hx_get(f"/invoices/{draft.id}").get_data(as_text=True)
     assert "factur-x.xml" not in draft_panel
-    refused = logged_in.get(f"/invoices/{draft.id}/factur-x.xml", follow_redirects=True)  # a typed-in URL
+    typed_in = logged_in.get(f"/invoices/{draft.id}/factur-x.xml")  # no referrer: back to the invoice's page
+    assert typed_in.status_code == 302 and typed_in.location.endswith(f"/invoices/{draft.id}")
+    refused = logged_in.get(typed_in.location)
     assert refused.status_code == 200 and "made when it is issued" in refused.get_data(as_text=True)
     assert logged_in.hx_get(f"/invoices/{draft.id}/factur-x.xml").status_code == 409
 

@@ -76,6 +76,16 @@ def error_response(status, error):
     return render("errors/error.html", "errors/_toast.html", status, error=error, reswap="none")
 
 
+def _page_of_url_record():
+    """The page of the record the URL names (where a refused link without a referrer goes back to), or None."""
+    from . import RECORD_ENDPOINTS
+    for record in (getattr(g, "url_records", None) or {}).values():
+        endpoint = RECORD_ENDPOINTS.get(record.record_type)
+        if endpoint:
+            return url_for(endpoint, **{f"{record.record_type}_id": record.id})
+    return None
+
+
 def register_error_handlers(app):
     """Domain errors: a 422/409 fragment for htmx, else flash + redirect; plus 400/404/405/500 pages."""
 
@@ -86,7 +96,7 @@ def register_error_handlers(app):
         flash(exc.message, "error")
         for field, message in exc.fields.items():
             flash(f"{field.replace('_', ' ').capitalize()}: {message}", "error")
-        return redirect(safe_next(request.referrer and urlparse(request.referrer).path))
+        return redirect(safe_next(request.referrer and urlparse(request.referrer).path or _page_of_url_record()))
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
