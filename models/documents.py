@@ -20,7 +20,7 @@ import unicodedata
 from decimal import Decimal
 
 from .base import done_outside_lock, today
-from .money import format_money
+from .money import currency_problem, format_money
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEMPLATES_DIR = os.path.join(ROOT, "templates")
@@ -117,7 +117,7 @@ def _jinja():
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
                                  trim_blocks=True, lstrip_blocks=True)
         env.filters["qty"] = _plain_number
-        env.filters["pct"] = lambda value: f"{_plain_number(value)}\u00a0%"
+        env.filters["pct"] = _percent
         env.filters["date"] = _long_date
         _env = env
     return _env
@@ -154,6 +154,10 @@ def _plain_number(value):
     if value == value.to_integral_value():
         return f"{value:,.0f}"
     return f"{value:,f}"
+
+
+def _percent(value):
+    return f"{_plain_number(value)}\u00a0%"
 
 
 def _long_date(value):
@@ -259,8 +263,9 @@ def issue_missing(invoice, settings):
         missing["settings.vat_id"] = "Enter your company's VAT id in the settings (e.g. DE123456789)."
     elif seller_country(settings) is None:
         missing["settings.vat_id"] = "Start your company's VAT id with its country code (e.g. DE123456789)."
-    if not _known_currency(settings.currency):
-        missing["settings.currency"] = "Use an ISO 4217 currency code such as EUR."
+    currency = currency_problem(settings.currency)  # (the app refuses such a CURRENCY at start)
+    if currency:
+        missing["settings.currency"] = currency
     party = customer_party(invoice)
     if party is None:
         return missing
@@ -276,15 +281,6 @@ def issue_missing(invoice, settings):
     if party["vat_id"] and not re.match(r"^[A-Za-z]{2}", party["vat_id"].strip()):
         missing[f"{kind}.vat_id"] = f"Start the VAT id of {label} with its country code (e.g. FR40123456789)."
     return missing
-
-
-def _known_currency(code):
-    from iso4217 import Currency
-    try:
-        Currency(code)
-    except (ValueError, KeyError, TypeError):
-        return False
-    return True
 
 
 _FIELD_WORDS = {"company_name": "name", "address": "postal address", "vat_id": "VAT id with its country code",
@@ -417,8 +413,8 @@ def _with_currency(context, currency):
     lines, totals = context["lines"], context["totals"]
     cells = {"qty": [_plain_number(row["quantity"]) for row in lines], "unit": [row["unit"] for row in lines],
              "price": [money(row["unit_price"]) for row in lines], "amount": [money(row["net"]) for row in lines],
-             "disc": [f"{_plain_number(row['discount_pct'])} %" for row in lines],
-             "rate": [f"{_plain_number(row['tax_rate'])} %" for row in lines]}
+             "disc": [_percent(row["discount_pct"]) for row in lines],
+             "rate": [_percent(row["tax_rate"]) for row in lines]}
     amounts = [money(totals.net), money(totals.gross)] + [money(row["tax"]) for row in context["tax_rows"]]
     shown = ["qty", "unit", "price", "amount"] + ["disc"] * context["has_discount"] + ["rate"] * context["show_rate"]
     context.update(money=money, currency=currency, widths=_column_widths(cells, amounts, shown))

@@ -61,9 +61,20 @@ class Order(Tracked, HasLines, BaseModel):
         invoice = self.invoice if self.status != "canceled" else None
         if self.status != "canceled" and invoice is None:
             actions.append("invoice")
-        if self.status == "open" and (invoice is None or invoice.status == "draft"):
-            actions.append("cancel")  # an issued invoice is canceled first (see cancel)
+        if self.status == "open" and self._invoice_keeps_it(invoice) is None:
+            actions.append("cancel")
         return actions
+
+    def _invoice_keeps_it(self, invoice):
+        """Why the order's live `invoice` keeps it from being canceled (None when it does not): an issued
+        invoice is canceled first (its credit note voids it), a paid one never."""
+        if invoice is not None and invoice.status == "paid":
+            return (f"Order {self.display_number} is invoiced and paid ({invoice.number}): it can no longer be "
+                    "canceled. Fulfil it, or settle a refund with the customer.")
+        if invoice is not None and invoice.status == "issued":
+            return (f"Order {self.display_number} has invoice {invoice.number} issued: cancel the invoice first "
+                    "(a credit note voids it), then the order.")
+        return None
 
     def lines_locked_reason(self):
         return f"Order {self.display_number} has frozen prices; its lines cannot change."
@@ -129,13 +140,9 @@ class Order(Tracked, HasLines, BaseModel):
             if self.status != "open":
                 raise NotAllowed(f"Order {self.display_number} is {self.status}; only an open order can be canceled.")
             self.check_version(expected_version)
-            invoiced = self.invoice
-            if invoiced is not None and invoiced.status == "paid":
-                raise NotAllowed(f"Order {self.display_number} is invoiced and paid ({invoiced.number}): it can no "
-                                 "longer be canceled. Fulfil it, or settle a refund with the customer.")
-            if invoiced is not None and invoiced.status == "issued":
-                raise NotAllowed(f"Order {self.display_number} has invoice {invoiced.number} issued: cancel the "
-                                 "invoice first (a credit note voids it), then the order.")
+            refusal = self._invoice_keeps_it(self.invoice)
+            if refusal:
+                raise NotAllowed(refusal)
             if not values.get("reason"):
                 raise RuleNotMet("Say why the order is canceled.", {"reason": "Enter a reason."})
             self.status = "canceled"

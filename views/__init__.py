@@ -1,7 +1,7 @@
 """Blueprints, template helpers and the one domain-error handler."""
 import datetime
 
-from flask import Flask, url_for
+from flask import Flask, current_app, url_for
 
 from models.money import CURRENCY_SYMBOLS, format_money
 from models.opportunity import COLUMN_LABELS
@@ -21,6 +21,14 @@ NAV = [("board.board", "Board"), ("leads.index", "Leads"), ("opportunities.index
 RECORD_ENDPOINTS = {"lead": "leads.detail", "opportunity": "opportunities.detail", "quote": "quotes.detail",
                     "order": "orders.detail", "invoice": "invoices.detail", "account": "accounts.detail",
                     "contact": "contacts.detail", "product": "products.detail"}
+
+
+def record_url(record):
+    """The page of a record (None for a kind of record without one)."""
+    endpoint = RECORD_ENDPOINTS.get(record.record_type)
+    if endpoint is None or endpoint not in current_app.view_functions:
+        return None
+    return url_for(endpoint, **{f"{record.record_type}_id": record.id})
 
 
 def register(app: Flask):
@@ -105,12 +113,7 @@ def register(app: Flask):
     def move_targets(card):
         return card.move_targets()
 
-    @app.template_global()
-    def record_url(record):
-        endpoint = RECORD_ENDPOINTS.get(record.record_type)
-        if endpoint is None or endpoint not in app.view_functions:
-            return None
-        return url_for(endpoint, **{f"{record.record_type}_id": record.id})
+    app.add_template_global(record_url)
 
     @app.template_filter("money")
     def money_filter(amount):

@@ -78,12 +78,9 @@ def error_response(status, error):
 
 def _page_of_url_record():
     """The page of the record the URL names (where a refused link without a referrer goes back to), or None."""
-    from . import RECORD_ENDPOINTS
-    for record in (getattr(g, "url_records", None) or {}).values():
-        endpoint = RECORD_ENDPOINTS.get(record.record_type)
-        if endpoint:
-            return url_for(endpoint, **{f"{record.record_type}_id": record.id})
-    return None
+    from . import record_url
+    pages = [record_url(record) for record in (getattr(g, "url_records", None) or {}).values()]
+    return next(filter(None, pages), None)
 
 
 def register_error_handlers(app):
