@@ -686,15 +686,7 @@ class _Seeder:
         opp.update_fields(deal.owner, revenue_mode="calculated", estimated_close_date=deal.close_date)
 
     def do_propose(self, deal):
-        opp = deal.opp
-        opp.move_to(deal.owner, "propose")
-        quote = opp.quote_in("draft")
-        country = deal.place.get("country")
-        if country == "CH":
-            quote.update_fields(deal.owner, notes="Tax-free export delivery (§ 4 Nr. 1a UStG).")
-        elif deal.place["foreign"]:
-            quote.update_fields(deal.owner, notes="Reverse charge: VAT to be accounted for by the recipient "
-                                                  "(Art. 196 Council Directive 2006/112/EC).")
+        deal.opp.move_to(deal.owner, "propose")
 
     def sent_until(self, deal):
         """How long a quote sent now is valid: the usual validity, and for a deal the story leaves in Close,

@@ -50,12 +50,15 @@ UNIT_CODES = {
     "set": "SET", "sets": "SET", "kwh": "KWH",
 }
 
-# VAT category (UNTDID 5305) of a line, with the exemption reason the invoice must carry (BT-120/121).
+# VAT category (UNTDID 5305) of a line: the exemption reason the invoice must carry (BT-120/121), the
+# label of its tax row, and the statement the document must make (VAT Directive 2006/112/EC, Art. 226).
 CATEGORY_TEXT = {
-    "S": ("", "", ""),
-    "Z": ("", "", "zero rated"),
-    "AE": ("Reverse charge", "VATEX-EU-AE", "reverse charge"),
-    "G": ("Export outside the EU", "VATEX-EU-G", "tax-free export"),
+    "S": ("", "", "", ""),
+    "Z": ("", "", "zero rated", ""),
+    "AE": ("Reverse charge", "VATEX-EU-AE", "reverse charge",
+           "Reverse charge: the recipient is liable for the VAT (Art. 196 Council Directive 2006/112/EC)."),
+    "G": ("Export outside the EU", "VATEX-EU-G", "tax-free export",
+          "Tax-free export outside the EU (Art. 146 Council Directive 2006/112/EC)."),
 }
 
 _weasy = None
@@ -246,7 +249,7 @@ def tax_rows(totals, seller, buyer):
     for rate, (net, tax) in totals.by_rate.items():
         category = tax_category(rate, seller, buyer)
         rows.append({"rate": rate, "net": net, "tax": tax, "category": category,
-                     "note": CATEGORY_TEXT.get(category, ("", "", ""))[2]})
+                     "note": CATEGORY_TEXT[category][2], "statement": CATEGORY_TEXT[category][3]})
     return rows
 
 
@@ -829,7 +832,7 @@ def _facturx_data(invoice, settings):
         category = tax_category(rate, seller, buyer)
         entry = {"BT-116": _decimal_text(net), "BT-117": _decimal_text(tax), "BT-118": category,
                  "BT-119": _decimal_text(rate)}
-        reason, code, _ = CATEGORY_TEXT[category]
+        reason, code = CATEGORY_TEXT[category][:2]
         if reason:
             entry["BT-120"], entry["BT-121"] = reason, code
         breakdown.append(entry)

@@ -609,6 +609,32 @@ def test_issued_invoices_pass_the_en16931_schematron(database, seller, lines, cu
     assert xml_amount(root, "//ram:GrandTotalAmount") == invoice.gross_total
 
 
+REVERSE_CHARGE = "Reverse charge: the recipient is liable for the VAT (Art. 196 Council Directive 2006/112/EC)."
+EXPORT = "Tax-free export outside the EU (Art. 146 Council Directive 2006/112/EC)."
+
+
+@pytest.mark.parametrize("lines, customer, statements", [
+    pytest.param(({**LINE, "tax_rate": "0"},), {"country": "AT", "vat_id": "ATU71234589"}, [REVERSE_CHARGE],
+                 id="reverse charge"),
+    pytest.param(({**LINE, "tax_rate": "0"}, {**SECOND_LINE, "tax_rate": "0"}),
+                 {"country": "CH", "postal_code": "8001", "city": "Zürich"}, [EXPORT], id="export"),
+    pytest.param(({**LINE, "tax_rate": "0"}, SECOND_LINE), {}, [], id="domestic zero rated"),
+    pytest.param(({**LINE, "tax_rate": "0"},), {"country": "AT", "vat_id": ""}, [], id="EU consumer abroad"),
+])
+def test_reverse_charge_and_export_documents_state_why_no_vat_is_charged(database, seller, lines, customer,
+                                                                         statements):
+    """The VAT Directive (Art. 226) wants the words on the document itself, not only in a tax row's label:
+    the invoice, and the credit note that voids it."""
+    company()
+    invoice = issued_invoice(seller, lines, **customer)
+    fresh(invoice).cancel(seller, reason="Returned")
+    credit = CreditNote.get_by_id(fresh(invoice).credit_note.id)
+    for pdf in (bytes(invoice.pdf), bytes(credit.pdf)):
+        text = one_line(pdftotext(pdf))
+        assert [s for s in (REVERSE_CHARGE, EXPORT) if s in text] == statements
+        assert text.count("Council Directive") == len(statements)
+
+
 def test_an_invoice_to_a_private_buyer_passes_the_en16931_schematron(database, seller):
     company()
     deal = make_draft_invoice(seller, private_buyer=True, company="")
