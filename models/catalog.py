@@ -9,6 +9,27 @@ from .validation import Cleaner
 
 UNITS = ("piece", "hour", "day", "month", "year", "licence", "user", "kg", "m", "set")
 
+EXEMPTION_RATE_MESSAGE = ("Only an item without VAT can be exempt: set the tax rate to 0 % or leave the "
+                          "exemption empty.")
+
+
+def settle_exemption(values, rate, exemption):
+    """The rule of a VAT exemption (an item or line exempt under, say, § 4 Nr. 21 UStG or Art. 132 of the VAT
+    Directive; EN 16931 category E): it belongs to a 0 % rate. `values` are the changes, `rate` and
+    `exemption` what the record holds. Raising the rate of an exempt item drops its exemption; an exemption
+    given anew with a rate above 0 % is refused at the field (one sent unchanged, as a form sends all its
+    fields, ends with the rate). Returns `values`."""
+    from .errors import ValidationError
+    new_rate = values.get("tax_rate")
+    new_rate = rate if new_rate is None else new_rate
+    if new_rate is not None and Decimal(new_rate) > 0:
+        if values.get("tax_exemption") and values["tax_exemption"] != exemption:
+            raise ValidationError("The VAT exemption does not fit the tax rate.",
+                                  {"tax_exemption": EXEMPTION_RATE_MESSAGE})
+        if exemption or values.get("tax_exemption"):
+            values["tax_exemption"] = ""
+    return values
+
 
 class Product(Tracked, BaseModel):
     record_type = "product"
@@ -19,6 +40,7 @@ class Product(Tracked, BaseModel):
     unit = CharField(max_length=20, default="piece")
     list_price = MoneyField(default=Decimal("0.00"), constraints=[Check("list_price >= 0")])
     tax_rate = PercentField(default=Decimal("19.00"), constraints=[Check("tax_rate >= 0")])
+    tax_exemption = CharField(max_length=200, default="")  # the legal ground of a 0 % item's exemption
     active = BooleanField(default=True)
     version = IntegerField(default=1)
     created_at = DateTimeField(default=now)
@@ -38,8 +60,10 @@ class Product(Tracked, BaseModel):
         c.choice("unit", UNITS, required=True)
         c.money("list_price", required=True)
         c.decimal("tax_rate", 2, required=True, minimum=Decimal(0), maximum=Decimal(100))
+        c.text("tax_exemption", 200)
         c.boolean("active")
-        return c.raise_if_errors("The product could not be saved.")
+        values = c.raise_if_errors("The product could not be saved.")
+        return values if partial else settle_exemption(values, None, "")  # an update: see prepare_update
 
     @classmethod
     def create_product(cls, actor, **data):
@@ -67,6 +91,7 @@ class Product(Tracked, BaseModel):
 
     def prepare_update(self, values):
         from .errors import ValidationError
+        settle_exemption(values, self.tax_rate, self.tax_exemption)
         sku = values.get("sku")
         if sku and sku != self.sku and Product.select().where((Product.sku == sku) & (Product.id != self.id)).exists():
             raise ValidationError("The product could not be saved.", {"sku": "Another product already uses this SKU."})

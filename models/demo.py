@@ -65,9 +65,10 @@ PRODUCTS = (
     ("HW-SRV-2U", "Rack server 2U (2× Xeon, 256 GB RAM)", "piece", "8950.00", "19", True),
     ("HW-NAS-8", "NAS 8-bay incl. 8 × 12 TB", "set", "3480.00", "19", True),
     ("DOC-HB-DE", "Printed user handbook ERP (German, 240 pages)", "piece", "39.00", "7", True),
-    ("EXM-CERT", "Certification exam fee (VAT-exempt, § 4 Nr. 21 UStG)", "piece", "250.00", "0", True),
+    ("EXM-CERT", "Certification exam fee", "piece", "250.00", "0", True),
     ("HW-NB-13", "Business notebook 13\" (previous model)", "piece", "1199.00", "19", False),
 )
+EXEMPTIONS = {"EXM-CERT": "§ 4 Nr. 21 UStG"}  # exempt from VAT (category E), not zero rated
 
 # topic, lines: (sku, (min qty, max qty) or "n" = the first line's quantity)
 BUNDLES = (
@@ -435,7 +436,8 @@ class _Seeder:
         with base.clock_at(self.moment(330)):
             for sku, name, unit, price, tax, active in PRODUCTS:
                 self.products[sku] = Product.create_product(self.admin, sku=sku, name=name, unit=unit,
-                                                            list_price=price, tax_rate=tax, active=active)
+                                                            list_price=price, tax_rate=tax, active=active,
+                                                            tax_exemption=EXEMPTIONS.get(sku, ""))
 
     def create_accounts(self):
         self.accounts = []
@@ -681,7 +683,7 @@ class _Seeder:
             return
         foreign = deal.place["foreign"]
         for product, quantity, discount in deal.lines:
-            extra = {"tax_rate": "0"} if foreign else {}
+            extra = {"tax_rate": "0"} if foreign and not product.tax_exemption else {}
             opp.add_line(deal.owner, product=product.id, quantity=str(quantity), discount_pct=str(discount), **extra)
         opp.update_fields(deal.owner, revenue_mode="calculated", estimated_close_date=deal.close_date)
 

@@ -20,7 +20,7 @@ import unicodedata
 from decimal import Decimal
 
 from .base import done_outside_lock, today
-from .money import currency_problem, format_money
+from .money import currency_problem, format_money, line_tax
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEMPLATES_DIR = os.path.join(ROOT, "templates")
@@ -59,6 +59,7 @@ CATEGORY_TEXT = {
            "Reverse charge: the recipient is liable for the VAT (Art. 196 Council Directive 2006/112/EC)."),
     "G": ("Export outside the EU", "VATEX-EU-G", "tax-free export",
           "Tax-free export outside the EU (Art. 146 Council Directive 2006/112/EC)."),
+    "E": ("", "", "exempt", "Exempt from VAT: {grounds}."),  # the grounds: the lines' own (BT-120)
 }
 
 _weasy = None
@@ -229,11 +230,14 @@ def customer_block_of(party, home_country):
     return dict(party, lines=lines)
 
 
-def tax_category(rate, seller, buyer):
-    """EN 16931 VAT category of a line: S above 0 %; at 0 %: AE (reverse charge) for an EU business
-    abroad with a VAT id, G (export) for a buyer outside the EU, Z (zero rated) otherwise."""
+def tax_category(rate, seller, buyer, exemption=""):
+    """EN 16931 VAT category of a line: S above 0 %; at 0 %: E for a line exempt on a legal ground (its
+    `exemption`), AE (reverse charge) for an EU business abroad with a VAT id, G (export) for a buyer
+    outside the EU, Z (zero rated) otherwise."""
     if Decimal(rate) > 0:
         return "S"
+    if exemption:
+        return "E"
     home, abroad = seller.get("country"), (buyer or {}).get("country")
     if home in EU_COUNTRIES and abroad and abroad != home:
         if abroad in EU_COUNTRIES and (buyer or {}).get("vat_id"):
@@ -243,13 +247,25 @@ def tax_category(rate, seller, buyer):
     return "Z"
 
 
-def tax_rows(totals, seller, buyer):
-    """The tax breakdown shown on documents: one row per rate with its category and label."""
-    rows = []
-    for rate, (net, tax) in totals.by_rate.items():
-        category = tax_category(rate, seller, buyer)
-        rows.append({"rate": rate, "net": net, "tax": tax, "category": category,
-                     "note": CATEGORY_TEXT[category][2], "statement": CATEGORY_TEXT[category][3]})
+def tax_rows(lines, seller, buyer):
+    """The tax breakdown of documents and e-invoices (EN 16931 BG-23): one row per rate and VAT category,
+    with the category's label, the statement the document must make and its exemption reason (BT-120/121);
+    exempt lines make one row naming their grounds. `lines`: rows of _line_rows."""
+    groups = {}
+    for line in lines:
+        category = tax_category(line["tax_rate"], seller, buyer, line["tax_exemption"])
+        row = groups.setdefault((Decimal(line["tax_rate"]), category), {
+            "rate": Decimal(line["tax_rate"]), "net": Decimal(0), "tax": Decimal(0), "category": category,
+            "grounds": []})
+        row["net"] += line["net"]
+        row["tax"] += line_tax(line["net"], line["tax_rate"])
+        if line["tax_exemption"] and line["tax_exemption"] not in row["grounds"]:
+            row["grounds"].append(line["tax_exemption"])
+    rows = [groups[key] for key in sorted(groups)]
+    for row in rows:
+        reason, code, note, statement = CATEGORY_TEXT[row["category"]]
+        grounds = "; ".join(row["grounds"])
+        row.update(note=note, statement=statement.format(grounds=grounds), reason=reason or grounds, code=code)
     return rows
 
 
@@ -318,7 +334,9 @@ def _line_rows(document):
         rows.append({"position": position, "description": line.description,
                      "sku": line.product.sku if line.product_id else "",
                      "quantity": line.quantity, "unit": line.unit, "unit_price": line.unit_price,
-                     "discount_pct": line.discount_pct, "tax_rate": line.tax_rate, "net": line.net})
+                     "discount_pct": line.discount_pct, "tax_rate": line.tax_rate, "net": line.net,
+                     "tax_exemption": line.tax_exemption,
+                     "rate_label": "exempt" if line.tax_exemption else _percent(line.tax_rate)})
     return rows
 
 
@@ -402,9 +420,9 @@ def _common_context(document, settings, draft):
     lines = _line_rows(document)
     owner = document.opportunity.owner if document.opportunity.owner_id else None
     context = {"document": document, "settings": settings, "seller": seller, "customer": customer,
-               "lines": lines, "totals": totals, "tax_rows": tax_rows(totals, seller, customer),
+               "lines": lines, "totals": totals, "tax_rows": tax_rows(lines, seller, customer),
                "has_discount": any(row["discount_pct"] for row in lines),
-               "show_rate": len({row["tax_rate"] for row in lines}) > 1,
+               "show_rate": len({row["rate_label"] for row in lines}) > 1,
                "watermark": "DRAFT" if draft else None,
                "owner": owner, "topic": document.opportunity.topic, "fit": page_fit(seller)}
     return _with_currency(context, settings.currency)
@@ -417,7 +435,7 @@ def _with_currency(context, currency):
     cells = {"qty": [_plain_number(row["quantity"]) for row in lines], "unit": [row["unit"] for row in lines],
              "price": [money(row["unit_price"]) for row in lines], "amount": [money(row["net"]) for row in lines],
              "disc": [_percent(row["discount_pct"]) for row in lines],
-             "rate": [_percent(row["tax_rate"]) for row in lines]}
+             "rate": [row["rate_label"] for row in lines]}
     amounts = [money(totals.net), money(totals.gross)] + [money(row["tax"]) for row in context["tax_rows"]]
     shown = ["qty", "unit", "price", "amount"] + ["disc"] * context["has_discount"] + ["rate"] * context["show_rate"]
     context.update(money=money, currency=currency, widths=_column_widths(cells, amounts, shown))
@@ -461,7 +479,7 @@ def credit_note_context(credit, settings, issued_xml):
     seller_country, buyer, currency = _issued_terms(issued_xml)
     customer = customer_block_of(dict(buyer, attention=(context["customer"] or {}).get("attention", "")),
                                  seller_country)
-    context.update(customer=customer, tax_rows=tax_rows(context["totals"], {"country": seller_country}, buyer))
+    context.update(customer=customer, tax_rows=tax_rows(context["lines"], {"country": seller_country}, buyer))
     _with_currency(context, currency)
     context.update(document=credit, invoice=invoice, kind="credit-note", title="Credit note", number=credit.number,
                    date=credit.issue_date,
@@ -813,7 +831,7 @@ def _facturx_data(invoice, settings):
     currency = settings.currency
     lines = []
     for position, line in enumerate(invoice.line_rows(), start=1):
-        category = tax_category(line.tax_rate, seller, buyer)
+        category = tax_category(line.tax_rate, seller, buyer, line.tax_exemption)
         gross_price = Decimal(line.unit_price)
         net_price = (gross_price * (100 - Decimal(line.discount_pct)) / 100).quantize(Decimal("0.0001"))
         row = {"BT-126": str(position), "BT-153": line.description[:500],
@@ -828,13 +846,13 @@ def _facturx_data(invoice, settings):
             row["BT-155"] = line.product.sku
         lines.append(row)
     breakdown = []
-    for rate, (net, tax) in totals.by_rate.items():
-        category = tax_category(rate, seller, buyer)
-        entry = {"BT-116": _decimal_text(net), "BT-117": _decimal_text(tax), "BT-118": category,
-                 "BT-119": _decimal_text(rate)}
-        reason, code = CATEGORY_TEXT[category][:2]
-        if reason:
-            entry["BT-120"], entry["BT-121"] = reason, code
+    for row in tax_rows(_line_rows(invoice), seller, buyer):
+        entry = {"BT-116": _decimal_text(row["net"]), "BT-117": _decimal_text(row["tax"]), "BT-118": row["category"],
+                 "BT-119": _decimal_text(row["rate"])}
+        if row["reason"]:
+            entry["BT-120"] = row["reason"][:1000]
+        if row["code"]:
+            entry["BT-121"] = row["code"]
         breakdown.append(entry)
     issued = invoice.issue_date
     data = {

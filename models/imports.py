@@ -139,6 +139,8 @@ KIND_FIELDS = {
                                            "net price", "nettopreis", "vk"), required=True),
         Field("tax_rate", "Tax rate %", ("tax", "tax rate", "vat rate", "vat", "vat %", "mwst", "ust", "tax %",
                                          "steuersatz")),
+        Field("tax_exemption", "VAT exemption (legal ground)", ("exemption", "tax exemption", "vat exemption",
+                                                                 "exemption reason", "steuerbefreiung")),
         Field("active", "Active", ("aktiv", "enabled", "status")),
     ],
 }

@@ -5,11 +5,12 @@ from decimal import Decimal
 from peewee import CharField, Check, ForeignKeyField, IntegerField
 
 from .base import BaseModel, MoneyField, Param, PercentField, QuantityField, prepared, write_transaction
-from .catalog import Product
+from .catalog import Product, settle_exemption
 from .money import document_totals, line_net, line_tax
 from .validation import Cleaner
 
-LINE_FIELDS = ("product", "description", "quantity", "unit", "unit_price", "discount_pct", "tax_rate")
+LINE_FIELDS = ("product", "description", "quantity", "unit", "unit_price", "discount_pct", "tax_rate",
+               "tax_exemption")
 
 
 MAX_LINE_AMOUNT = Decimal(10) ** 12
@@ -35,6 +36,7 @@ class LineBase(BaseModel):
     discount_pct = PercentField(default=Decimal("0.00"),
                                 constraints=[Check("discount_pct >= 0 AND discount_pct <= 10000")])
     tax_rate = PercentField(default=Decimal("0.00"), constraints=[Check("tax_rate >= 0")])
+    tax_exemption = CharField(max_length=200, default="")  # a 0 % line's legal ground (VAT category E)
 
     @property
     def net(self):
@@ -53,11 +55,12 @@ class LineBase(BaseModel):
         return {"position": self.position, "product": self.product_id,
                 "description": self.description, "quantity": self.quantity, "unit": self.unit,
                 "unit_price": self.unit_price, "discount_pct": self.discount_pct,
-                "tax_rate": self.tax_rate}
+                "tax_rate": self.tax_rate, "tax_exemption": self.tax_exemption}
 
     @staticmethod
     def clean(data, partial=False):
-        """Validate line input. A product fills description, unit, price and tax when not given."""
+        """Validate line input. A product fills description, unit, price and tax (its rate and exemption)
+        when not given."""
         c = Cleaner(data)
         c.record("product", Product, label="product")
         c.text("description", 500)
@@ -66,6 +69,7 @@ class LineBase(BaseModel):
         c.money("unit_price")
         c.decimal("discount_pct", 2, minimum=Decimal(0), maximum=Decimal(100))
         c.decimal("tax_rate", 2, minimum=Decimal(0), maximum=Decimal(100))
+        c.text("tax_exemption", 200)
         values = c.raise_if_errors("The line could not be saved.")
         product = values.get("product")
         if not partial:
@@ -78,15 +82,17 @@ class LineBase(BaseModel):
                     values["unit_price"] = product.list_price
                 if values.get("tax_rate") is None:
                     values["tax_rate"] = product.tax_rate
+                    values.setdefault("tax_exemption", product.tax_exemption)
             if not values.get("description"):
                 c.fail("description", "Choose a product or describe the item.")
             if values.get("unit_price") is None:
                 c.fail("unit_price", "Enter a unit price.")
             c.raise_if_errors("The line could not be saved.")
             for key, default in (("quantity", Decimal("1")), ("discount_pct", Decimal(0)),
-                                 ("tax_rate", Decimal(0)), ("unit", "piece")):
+                                 ("tax_rate", Decimal(0)), ("unit", "piece"), ("tax_exemption", "")):
                 if values.get(key) is None:
                     values[key] = default
+            settle_exemption(values, None, "")
         return {k: v for k, v in values.items() if not (partial and v is None and k != "product")}
 
 
@@ -174,6 +180,7 @@ class HasLines:
                 from .errors import ValidationError
                 raise ValidationError("The line could not be saved.",
                                       {"description": "Choose a product or describe the item."})
+            settle_exemption(values, line.tax_rate, line.tax_exemption)
             before = _line_summary(line)
             changed = False
             for key, value in values.items():

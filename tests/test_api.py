@@ -444,6 +444,27 @@ def test_json_numbers_follow_the_typed_number_rules(team):
     assert (added.get_json()["lines"][-1]["unit_price"], added.get_json()["lines"][-1]["quantity"]) == ("1.25", "2.125")
 
 
+def test_vat_exemptions_of_products_and_lines(team):
+    from builders import make_proposed
+    users, _, clients = team
+    api = clients["sam"]
+    refused = assert_error(api.post("/products", {"sku": "EX-1", "name": "Exam fee", "list_price": "250",
+                                                  "tax_rate": "19", "tax_exemption": "§ 4 Nr. 21 UStG"}),
+                           422, "tax_exemption")
+    assert "Only an item without VAT can be exempt" in refused["fields"]["tax_exemption"]
+    exam = api.post("/products", {"sku": "EX-1", "name": "Exam fee", "list_price": "250", "tax_rate": "0",
+                                  "tax_exemption": "§ 4 Nr. 21 UStG"})
+    assert exam.status_code == 201 and exam.get_json()["tax_exemption"] == "§ 4 Nr. 21 UStG"
+    with db.connection_context():
+        quote_id = Quote.get(Quote.opportunity == make_proposed(users["sam"]).id).id
+    line = api.post(f"/quotes/{quote_id}/lines", {"product": exam.get_json()["id"]}).get_json()["lines"][-1]
+    assert (line["tax_rate"], line["tax_exemption"]) == ("0.00", "§ 4 Nr. 21 UStG")
+    assert_error(api.post(f"/quotes/{quote_id}/lines", {"description": "Fee", "unit_price": "5", "tax_rate": "7",
+                                                        "tax_exemption": "§ 4 Nr. 14 UStG"}), 422, "tax_exemption")
+    raised = api.patch(f"/quotes/{quote_id}/lines/{line['id']}", {"tax_rate": "19"})
+    assert raised.status_code == 200 and raised.get_json()["lines"][-1]["tax_exemption"] == ""
+
+
 def test_the_invoice_list_reads_credit_notes_in_one_query(team):
     from clients import queries_of
     users, _, clients = team

@@ -377,6 +377,29 @@ def test_product_create_refused(logged_in, data, field, message):
     assert _count(Product) == 0 and _count(HistoryEvent) == 0
 
 
+def test_product_vat_exemption_on_the_form_and_inline(logged_in, user):
+    form = {"sku": "EXM-1", "name": "Exam fee", "unit": "piece", "list_price": "250", "tax_rate": "19",
+            "tax_exemption": "§ 4 Nr. 21 UStG"}
+    refused = logged_in.form_post("/products", form)
+    assert refused.status_code == 422 and _count(Product) == 0
+    assert "Only an item without VAT can be exempt" in _field_error(refused.get_data(as_text=True), "tax_exemption")
+    assert logged_in.form_post("/products", dict(form, tax_rate="0")).status_code == 302
+    with db.connection_context():
+        exam = Product.get(Product.sku == "EXM-1")
+    assert exam.tax_exemption == "§ 4 Nr. 21 UStG"
+    panel = logged_in.hx_get(f"/products/{exam.id}").get_data(as_text=True)
+    assert "VAT exemption" in panel and "§ 4 Nr. 21 UStG" in panel
+    # raising the rate ends the exemption, and the panel's exemption field says so at once
+    raised = logged_in.hx_post(f"/products/{exam.id}/fields/tax_rate", {"tax_rate": "19", "version": "1"})
+    html = raised.get_data(as_text=True)
+    assert raised.status_code == 200 and f'id="field-product-{exam.id}-tax_exemption" hx-swap-oob="true"' in html
+    assert "§ 4 Nr. 21 UStG" not in html.split(f'id="field-product-{exam.id}-tax_exemption"')[1].split("</div>")[0]
+    assert _fresh(exam).tax_exemption == ""
+    inline = logged_in.hx_post(f"/products/{exam.id}/fields/tax_exemption", {"tax_exemption": "§ 4 Nr. 14 UStG",
+                                                                                "version": "2"})
+    assert inline.status_code == 422 and "Only an item without VAT can be exempt" in inline.get_data(as_text=True)
+
+
 def test_product_duplicate_sku_is_refused_on_create_and_edit(logged_in, user):
     first = _product(user, sku="SC-1")
     second = _product(user, sku="SC-2")

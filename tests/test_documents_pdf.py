@@ -576,6 +576,8 @@ def test_the_schematron_check_finds_a_wrong_total(database, seller):
     assert {rule for rule, _ in schematron_failures(etree.tostring(root))} == {"BR-CO-15", "BR-CO-16"}
 
 
+EXEMPT_LINE = {"description": "Certification exam fee", "quantity": "2", "unit": "piece", "unit_price": "250.00",
+               "tax_rate": "0", "tax_exemption": "§ 4 Nr. 21 UStG"}
 ODD_LINES = (
     {"description": "Senior consultant, on site", "quantity": "2.125", "unit": "h", "unit_price": "99.99",
      "discount_pct": "12.5", "tax_rate": "19"},
@@ -599,6 +601,10 @@ ODD_LINES = (
                  {"country": "CH", "vat_id": "CHE-123.456.789 MWST", "postal_code": "8001", "city": "Zürich"},
                  id="export outside the EU"),
     pytest.param(({**LINE, "tax_rate": "0"}, SECOND_LINE), {}, id="zero rated and standard rated"),
+    pytest.param((EXEMPT_LINE, {**EXEMPT_LINE, "tax_exemption": "§ 4 Nr. 14 UStG"}, {**LINE, "tax_rate": "0"},
+                  SECOND_LINE), {}, id="exempt on two grounds, zero rated and standard rated"),
+    pytest.param((EXEMPT_LINE, {**LINE, "tax_rate": "0"}), {"country": "AT", "vat_id": "ATU71234589"},
+                 id="exempt and reverse charge"),
 ])
 def test_issued_invoices_pass_the_en16931_schematron(database, seller, lines, customer):
     company()
@@ -620,6 +626,8 @@ EXPORT = "Tax-free export outside the EU (Art. 146 Council Directive 2006/112/EC
                  {"country": "CH", "postal_code": "8001", "city": "Zürich"}, [EXPORT], id="export"),
     pytest.param(({**LINE, "tax_rate": "0"}, SECOND_LINE), {}, [], id="domestic zero rated"),
     pytest.param(({**LINE, "tax_rate": "0"},), {"country": "AT", "vat_id": ""}, [], id="EU consumer abroad"),
+    pytest.param((EXEMPT_LINE, {**LINE, "tax_rate": "0"}), {"country": "AT", "vat_id": "ATU71234589"},
+                 [REVERSE_CHARGE], id="exempt and reverse charge"),
 ])
 def test_reverse_charge_and_export_documents_state_why_no_vat_is_charged(database, seller, lines, customer,
                                                                          statements):
@@ -633,6 +641,28 @@ def test_reverse_charge_and_export_documents_state_why_no_vat_is_charged(databas
         text = one_line(pdftotext(pdf))
         assert [s for s in (REVERSE_CHARGE, EXPORT) if s in text] == statements
         assert text.count("Council Directive") == len(statements)
+
+
+def test_an_exempt_line_is_vat_category_e_with_its_legal_ground_on_the_invoice_and_in_the_e_invoice(database, seller):
+    """A certification exam fee is exempt (§ 4 Nr. 21 UStG), not zero rated: the invoice marks the line exempt and
+    names the ground; the e-invoice puts the line in category E with the ground as the exemption reason
+    (BR-E-10), in one E breakdown however many grounds (BR-E-1)."""
+    company()
+    second_ground = {**EXEMPT_LINE, "description": "Medical check-up", "tax_exemption": "§ 4 Nr. 14 UStG"}
+    invoice = issued_invoice(seller, (SECOND_LINE, EXEMPT_LINE, second_ground))
+    text = one_line(pdftotext(bytes(invoice.pdf)))
+    assert "Exempt from VAT: § 4 Nr. 21 UStG; § 4 Nr. 14 UStG." in text
+    assert "Certification exam fee 2 piece € 250.00 exempt € 500.00" in text
+    assert "VAT 0 % (exempt) on € 1,000.00 € 0.00" in text
+    root = etree.fromstring(embedded_xml(bytes(invoice.pdf))[1])
+    assert [n.text for n in root.xpath("//ram:SpecifiedLineTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode",
+                                       namespaces=NS)] == ["S", "E", "E"]
+    exempt = [n for n in root.xpath("//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax", namespaces=NS)
+              if n.findtext("ram:CategoryCode", namespaces=NS) == "E"]
+    assert len(exempt) == 1
+    assert exempt[0].findtext("ram:ExemptionReason", namespaces=NS) == "§ 4 Nr. 21 UStG; § 4 Nr. 14 UStG"
+    assert xml_amount(exempt[0], "ram:BasisAmount") == Decimal("1000.00")
+    assert schematron_failures(etree.tostring(root)) == []
 
 
 def test_an_invoice_to_a_private_buyer_passes_the_en16931_schematron(database, seller):

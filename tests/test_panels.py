@@ -137,6 +137,31 @@ def test_line_editor_add_update_reorder_remove_with_live_totals(logged_in, user)
     assert _events("opportunity", opp.id) == 1 + 4
 
 
+def test_line_editor_asks_a_zero_rate_line_for_its_exemption_and_keeps_it_to_its_rate(logged_in, user):
+    opp, _ = _deal(user)
+    base = f"/opportunities/{opp.id}/lines"
+    html = logged_in.hx_get(f"/opportunities/{opp.id}").get_data(as_text=True)
+    assert 'name="tax_exemption"' not in html  # the scanner is taxed at 19 %
+    added = logged_in.hx_post(base, {"description": "Exam fee", "unit_price": "250", "tax_rate": "0",
+                                     "version": str(opp.version)})
+    assert added.status_code == 200 and added.get_data(as_text=True).count('name="tax_exemption"') == 1
+    with db.connection_context():
+        line = Opportunity.get_by_id(opp.id).line_rows()[-1]
+    form = {"description": "Exam fee", "quantity": "1", "unit_price": "250", "discount_pct": "0"}
+    saved = logged_in.hx_post(f"{base}/{line.id}", dict(form, tax_rate="0", tax_exemption="§ 4 Nr. 21 UStG",
+                                                        version=str(opp.version + 1)))
+    assert saved.status_code == 200 and 'value="§ 4 Nr. 21 UStG"' in saved.get_data(as_text=True)
+    # the whole row is sent again with a raised rate: the exemption ends, and its input goes
+    raised = logged_in.hx_post(f"{base}/{line.id}", dict(form, tax_rate="19", tax_exemption="§ 4 Nr. 21 UStG",
+                                                         version=str(opp.version + 2)))
+    assert raised.status_code == 200 and 'name="tax_exemption"' not in raised.get_data(as_text=True)
+    with db.connection_context():
+        assert OpportunityLine.get_by_id(line.id).tax_exemption == ""
+    refused = logged_in.hx_post(f"{base}/{line.id}", dict(form, tax_rate="19", tax_exemption="§ 4 Nr. 14 UStG",
+                                                          version=str(opp.version + 3)))
+    assert refused.status_code == 422 and "Only an item without VAT can be exempt" in refused.get_data(as_text=True)
+
+
 @pytest.mark.parametrize("data,field", [
     ({"description": "", "unit_price": "5"}, "Description"),
     ({"description": "x", "unit_price": "abc"}, "Unit price"),

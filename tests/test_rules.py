@@ -1045,3 +1045,52 @@ def test_text_with_control_characters_is_refused_at_the_field(database, seller, 
     assert lead.notes == "Line one\n\tindented\r\nline two"  # tabs and line breaks stay in multi-line text
     hebrew = Lead.create_lead(seller, name="\u05d3\u05e0\u05d4 \u05dc\u05d5\u05d9", company="\u2067\u200fAcme\u2069")
     assert hebrew.company == "\u2067\u200fAcme\u2069"  # right-to-left text, its marks and isolates are welcome
+
+
+# ----- VAT exemptions (category E) -------------------------------------------------------------------------
+
+EXAM = {"sku": "EXM-1", "name": "Certification exam fee", "list_price": "250", "tax_rate": "0",
+        "tax_exemption": "§ 4 Nr. 21 UStG"}
+NOT_TAXED = "Only an item without VAT can be exempt"
+
+
+def test_an_exempt_product_passes_its_ground_on_to_the_line_to_the_order_and_the_invoice(seller):
+    exam = Product.create_product(seller, **EXAM)
+    invoice = make_draft_invoice(seller, lines=[{"product": exam.id, "quantity": "2"}])
+    order = invoice.order
+    quote = order.quote
+    for document in (quote, order, invoice):
+        line, = document.line_rows()
+        assert (line.tax_rate, line.tax_exemption) == (Decimal("0.00"), "§ 4 Nr. 21 UStG"), document
+    # a rate typed on the line is the seller's choice: the product's exemption does not come with it
+    typed = fresh(invoice).add_line(seller, product=exam.id, tax_rate="0")
+    assert typed.tax_exemption == ""
+
+
+def test_an_exemption_belongs_to_a_zero_rate(seller):
+    with pytest.raises(ValidationError) as refused:
+        Product.create_product(seller, **dict(EXAM, tax_rate="19"))
+    assert NOT_TAXED in refused.value.fields["tax_exemption"] and Product.select().count() == 0
+    exam = Product.create_product(seller, **EXAM)
+    with pytest.raises(ValidationError) as refused:
+        fresh(exam).update_fields(seller, tax_rate="7", tax_exemption="§ 4 Nr. 14 UStG")
+    assert NOT_TAXED in refused.value.fields["tax_exemption"] and fresh(exam).tax_rate == 0
+    # raising the rate of an exempt product ends its exemption (one event says both)
+    assert fresh(exam).update_fields(seller, tax_rate="19")
+    assert (fresh(exam).tax_rate, fresh(exam).tax_exemption) == (Decimal("19.00"), "")
+    assert events(exam)[-1].change_map["tax_exemption"] == ["§ 4 Nr. 21 UStG", ""]
+
+    invoice = make_draft_invoice(seller)
+    before = line_values(fresh(invoice))
+    with pytest.raises(ValidationError) as refused:
+        fresh(invoice).add_line(seller, description="Exam", unit_price="250", tax_rate="19",
+                                tax_exemption="§ 4 Nr. 21 UStG")
+    assert NOT_TAXED in refused.value.fields["tax_exemption"] and line_values(fresh(invoice)) == before
+    line = fresh(invoice).add_line(seller, description="Exam", unit_price="250", tax_rate="0",
+                                   tax_exemption="§ 4 Nr. 21 UStG")
+    with pytest.raises(ValidationError):
+        fresh(invoice).update_line(seller, line.id, tax_rate="7", tax_exemption="§ 4 Nr. 14 UStG")
+    assert type(line).get_by_id(line.id).tax_exemption == "§ 4 Nr. 21 UStG"
+    # the line editor sends every field of the line: the unchanged exemption ends with the raised rate
+    fresh(invoice).update_line(seller, line.id, tax_rate="7", tax_exemption="§ 4 Nr. 21 UStG")
+    assert (type(line).get_by_id(line.id).tax_rate, type(line).get_by_id(line.id).tax_exemption) == (Decimal("7"), "")

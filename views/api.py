@@ -194,11 +194,13 @@ OPPORTUNITY_FIELDS = [
     F("owner", "ref", ref="users", nullable=True, update=True, doc=OWNER.doc), *TOTALS,
     _ro("stage_entered_at", "datetime"), *TIMESTAMPS,
 ]
+EXEMPTION_DOC = ("The legal ground of a 0 % item's exemption from VAT (EN 16931 category E), printed on documents; "
+                 "empty when the item is not exempt. A tax rate above 0 % ends it.")
 PRODUCT_FIELDS = [
     _rw("sku", max_length=40, required=True), _rw("name", max_length=200, required=True),
     _rw("description", "text", max_length=5000), _rw("unit", "enum", choices=UNITS, doc="Default: piece."),
     _rw("list_price", "money", doc="Default: 0.00."), _rw("tax_rate", "percent", doc="Default: 19.00."),
-    _rw("active", "boolean"),
+    _rw("tax_exemption", max_length=200, doc=EXEMPTION_DOC), _rw("active", "boolean"),
     *TIMESTAMPS,
 ]
 QUOTE_FIELDS = [
@@ -239,14 +241,14 @@ INVOICE_FIELDS = [
 LINE_FIELDS = [
     _ro("id", "integer"), _ro("position", "integer"), _ro("product", "ref", ref="products", nullable=True),
     _ro("description"), _ro("quantity", "quantity"), _ro("unit"), _ro("unit_price", "money"),
-    _ro("discount_pct", "percent"), _ro("tax_rate", "percent"), _ro("net", "money"), _ro("tax", "money"),
-    _ro("gross", "money"),
+    _ro("discount_pct", "percent"), _ro("tax_rate", "percent"), _ro("tax_exemption"), _ro("net", "money"),
+    _ro("tax", "money"), _ro("gross", "money"),
 ]
 LINE_INPUTS = [
     F("product", "ref", ref="products", nullable=True,
       doc="A catalog product: fills description, unit, price and tax."),
     F("description", max_length=500), F("quantity", "quantity"), F("unit", max_length=20), F("unit_price", "money"),
-    F("discount_pct", "percent"), F("tax_rate", "percent"),
+    F("discount_pct", "percent"), F("tax_rate", "percent"), F("tax_exemption", max_length=200, doc=EXEMPTION_DOC),
 ]
 MOVE_INPUTS = [
     F("to", "enum", choices=COLUMNS, required=True, doc="The board column to move the card to."),

@@ -11,7 +11,8 @@ from models.catalog import UNITS
 
 from .common import is_htmx, render_fragment, url_record
 
-LINE_INPUTS = ("product", "description", "quantity", "unit", "unit_price", "discount_pct", "tax_rate")
+LINE_INPUTS = ("product", "description", "quantity", "unit", "unit_price", "discount_pct", "tax_rate",
+               "tax_exemption")
 
 
 def lines_context(document, kind, endpoint, error=None, error_line=None):

@@ -22,13 +22,24 @@ FIELDS = [
     Field("unit", "Unit", "select", [(u, u) for u in UNITS]),
     Field("list_price", "List price", "money"),
     Field("tax_rate", "Tax rate %", "number"),
+    Field("tax_exemption", "VAT exemption"),
     Field("active", "Active", "checkbox"),
     Field("description", "Description", "textarea", max_length=5000),
 ]
-CREATE_FIELDS = ("sku", "name", "unit", "list_price", "tax_rate", "description")
+CREATE_FIELDS = ("sku", "name", "unit", "list_price", "tax_rate", "tax_exemption", "description")
 
-register_fields(bp, Product, "product", "products", FIELDS,
-                on_saved=lambda product: refreshed_parts(product, "products/_head.html"))
+
+
+def _after_field_saved(product):
+    """The head and timeline, and the exemption when the tax rate changed (a rate above 0 % ends it)."""
+    parts = refreshed_parts(product, "products/_head.html")
+    if request.view_args.get("name") == "tax_rate":
+        parts += render_template("_field.html", record=product, spec=FIELDS_BY_NAME["tax_exemption"], mode="show",
+                                 kind="product", prefix="products", endpoint="products", error=None, oob=True)
+    return parts
+
+
+FIELDS_BY_NAME = register_fields(bp, Product, "product", "products", FIELDS, on_saved=_after_field_saved)
 
 
 @bp.get("/products/search")
@@ -134,7 +145,7 @@ def index():
 EXPORT_COLUMNS = [
     ("SKU", lambda r: r.sku), ("Name", lambda r: r.name), ("Description", lambda r: r.description),
     ("Unit", lambda r: r.unit), ("List price", lambda r: r.list_price), ("Tax rate %", lambda r: r.tax_rate),
-    ("Active", lambda r: r.active), ("Created", lambda r: r.created_at),
+    ("VAT exemption", lambda r: r.tax_exemption), ("Active", lambda r: r.active), ("Created", lambda r: r.created_at),
 ]
 
 
