@@ -8,6 +8,10 @@ from .history import HistoryEvent, Tracked
 from .validation import Cleaner
 
 UNITS = ("piece", "hour", "day", "month", "year", "licence", "user", "kg", "m", "set")
+# What is supplied decides the VAT of a sale abroad: goods to an EU business are an exempt intra-Community
+# supply (Art. 138 VAT Directive) and goods leaving the EU an exempt export (Art. 146); services to an EU
+# business are reverse charged (Art. 196) and services to a business outside the EU are not taxed here (Art. 44).
+SUPPLIES = (("services", "Service"), ("goods", "Goods"))
 
 EXEMPTION_RATE_MESSAGE = ("Only an item without VAT can be exempt: set the tax rate to 0 % or leave the "
                           "exemption empty.")
@@ -41,6 +45,7 @@ class Product(Tracked, BaseModel):
     list_price = MoneyField(default=Decimal("0.00"), constraints=[Check("list_price >= 0")])
     tax_rate = PercentField(default=Decimal("19.00"), constraints=[Check("tax_rate >= 0")])
     tax_exemption = CharField(max_length=200, default="")  # the legal ground of a 0 % item's exemption
+    supply = CharField(max_length=8, default="services")  # goods or services (SUPPLIES)
     active = BooleanField(default=True)
     version = IntegerField(default=1)
     created_at = DateTimeField(default=now)
@@ -61,6 +66,7 @@ class Product(Tracked, BaseModel):
         c.money("list_price", required=True)
         c.decimal("tax_rate", 2, required=True, minimum=Decimal(0), maximum=Decimal(100))
         c.text("tax_exemption", 200)
+        c.choice("supply", [key for key, _ in SUPPLIES], required=True)
         c.boolean("active")
         values = c.raise_if_errors("The product could not be saved.")
         return values if partial else settle_exemption(values, None, "")  # an update: see prepare_update

@@ -69,6 +69,7 @@ PRODUCTS = (
     ("HW-NB-13", "Business notebook 13\" (previous model)", "piece", "1199.00", "19", False),
 )
 EXEMPTIONS = {"EXM-CERT": "§ 4 Nr. 21 UStG"}  # exempt from VAT (category E), not zero rated
+GOODS = ("HW-", "DOC-")  # hardware and printed handbooks are goods; the rest are services
 
 # topic, lines: (sku, (min qty, max qty) or "n" = the first line's quantity)
 BUNDLES = (
@@ -437,7 +438,8 @@ class _Seeder:
             for sku, name, unit, price, tax, active in PRODUCTS:
                 self.products[sku] = Product.create_product(self.admin, sku=sku, name=name, unit=unit,
                                                             list_price=price, tax_rate=tax, active=active,
-                                                            tax_exemption=EXEMPTIONS.get(sku, ""))
+                                                            tax_exemption=EXEMPTIONS.get(sku, ""),
+                                                            supply="goods" if sku.startswith(GOODS) else "services")
 
     def create_accounts(self):
         self.accounts = []

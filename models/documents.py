@@ -50,16 +50,21 @@ UNIT_CODES = {
     "set": "SET", "sets": "SET", "kwh": "KWH",
 }
 
-# VAT category (UNTDID 5305) of a line: the exemption reason the invoice must carry (BT-120/121), the
-# label of its tax row, and the statement the document must make (VAT Directive 2006/112/EC, Art. 226).
-CATEGORY_TEXT = {
-    "S": ("", "", "", ""),
-    "Z": ("", "", "zero rated", ""),
-    "AE": ("Reverse charge", "VATEX-EU-AE", "reverse charge",
-           "Reverse charge: the recipient is liable for the VAT (Art. 196 Council Directive 2006/112/EC)."),
-    "G": ("Export outside the EU", "VATEX-EU-G", "tax-free export",
-          "Tax-free export outside the EU (Art. 146 Council Directive 2006/112/EC)."),
-    "E": ("", "", "exempt", "Exempt from VAT: {grounds}."),  # the grounds: the lines' own (BT-120)
+# VAT category (UNTDID 5305) of a line -> the label of its tax row on documents.
+CATEGORY_NOTE = {"S": "", "Z": "zero rated", "E": "exempt", "AE": "reverse charge", "K": "intra-Community supply",
+                 "G": "tax-free export"}
+# (category, what is supplied) -> the exemption reason of the e-invoice (BT-120), its code (BT-121) and
+# the statement the document must make (VAT Directive 2006/112/EC, Art. 226); E: the line's own ground.
+EXEMPTION_TEXT = {
+    ("AE", "services"): ("Reverse charge", "VATEX-EU-AE",
+                         "Reverse charge: the recipient is liable for the VAT (Art. 196 Council Directive 2006/112/EC)."),
+    ("K", "goods"): ("Intra-Community supply", "VATEX-EU-IC",
+                     "Tax-free intra-Community supply of goods (Art. 138 Council Directive 2006/112/EC)."),
+    ("G", "goods"): ("Export outside the EU", "VATEX-EU-G",
+                     "Tax-free export of goods outside the EU (Art. 146 Council Directive 2006/112/EC)."),
+    ("G", "services"): ("Not taxable in the EU: place of supply outside the EU", "",
+                        "Not taxable in the EU: the place of supply is outside the EU (Art. 44 Council Directive "
+                        "2006/112/EC)."),
 }
 
 _weasy = None
@@ -230,10 +235,11 @@ def customer_block_of(party, home_country):
     return dict(party, lines=lines)
 
 
-def tax_category(rate, seller, buyer, exemption=""):
+def tax_category(rate, seller, buyer, exemption="", supply="services"):
     """EN 16931 VAT category of a line: S above 0 %; at 0 %: E for a line exempt on a legal ground (its
-    `exemption`), AE (reverse charge) for an EU business abroad with a VAT id, G (export) for a buyer
-    outside the EU, Z (zero rated) otherwise."""
+    `exemption`); to an EU business abroad with a VAT id K (intra-Community supply) for goods and AE
+    (reverse charge) for services; G for a buyer outside the EU (goods exported, services not taxable
+    in the EU: a category O invoice could carry no VAT ids and no other category); Z (zero rated) otherwise."""
     if Decimal(rate) > 0:
         return "S"
     if exemption:
@@ -241,7 +247,7 @@ def tax_category(rate, seller, buyer, exemption=""):
     home, abroad = seller.get("country"), (buyer or {}).get("country")
     if home in EU_COUNTRIES and abroad and abroad != home:
         if abroad in EU_COUNTRIES and (buyer or {}).get("vat_id"):
-            return "AE"
+            return "K" if supply == "goods" else "AE"
         if abroad not in EU_COUNTRIES:
             return "G"
     return "Z"
@@ -249,23 +255,29 @@ def tax_category(rate, seller, buyer, exemption=""):
 
 def tax_rows(lines, seller, buyer):
     """The tax breakdown of documents and e-invoices (EN 16931 BG-23): one row per rate and VAT category,
-    with the category's label, the statement the document must make and its exemption reason (BT-120/121);
-    exempt lines make one row naming their grounds. `lines`: rows of _line_rows."""
+    with the category's label, the statements the document must make and its exemption reason and code
+    (BT-120/121); exempt lines make one row naming their grounds. `lines`: rows of _line_rows."""
     groups = {}
     for line in lines:
-        category = tax_category(line["tax_rate"], seller, buyer, line["tax_exemption"])
+        category = tax_category(line["tax_rate"], seller, buyer, line["tax_exemption"], line["supply"])
         row = groups.setdefault((Decimal(line["tax_rate"]), category), {
             "rate": Decimal(line["tax_rate"]), "net": Decimal(0), "tax": Decimal(0), "category": category,
-            "grounds": []})
+            "note": CATEGORY_NOTE[category], "texts": []})
         row["net"] += line["net"]
         row["tax"] += line_tax(line["net"], line["tax_rate"])
-        if line["tax_exemption"] and line["tax_exemption"] not in row["grounds"]:
-            row["grounds"].append(line["tax_exemption"])
+        if category == "E":
+            text = (line["tax_exemption"], "", line["tax_exemption"])
+        else:
+            text = EXEMPTION_TEXT.get((category, line["supply"]))
+        if text and text not in row["texts"]:
+            row["texts"].append(text)
     rows = [groups[key] for key in sorted(groups)]
     for row in rows:
-        reason, code, note, statement = CATEGORY_TEXT[row["category"]]
-        grounds = "; ".join(row["grounds"])
-        row.update(note=note, statement=statement.format(grounds=grounds), reason=reason or grounds, code=code)
+        reasons, codes, statements = (list(dict.fromkeys(part)) for part in zip(*row["texts"])) \
+            if row["texts"] else ([], [], [])
+        if row["category"] == "E":
+            statements = [f"Exempt from VAT: {'; '.join(statements)}."]
+        row.update(reason="; ".join(reasons), code=codes[0] if len(codes) == 1 else "", statements=statements)
     return rows
 
 
@@ -299,7 +311,15 @@ def issue_missing(invoice, settings):
         missing[f"{kind}.country"] = f"Enter the two-letter country code of {label} (e.g. DE)."
     if party["vat_id"] and not re.match(r"^[A-Za-z]{2}", party["vat_id"].strip()):
         missing[f"{kind}.vat_id"] = f"Start the VAT id of {label} with its country code (e.g. FR40123456789)."
+    if not invoice.order.fulfilled_at and "K" in categories_of(invoice, settings):
+        missing["delivery"] = ("Goods to a business in another EU country are invoiced once delivered: fulfil the "
+                               "order first (the invoice of an intra-Community supply states its delivery date).")
     return missing
+
+
+def categories_of(invoice, settings):
+    """The VAT categories of the invoice's lines."""
+    return {row["category"] for row in tax_rows(_line_rows(invoice), seller_block(settings), customer_party(invoice))}
 
 
 _FIELD_WORDS = {"company_name": "name", "address": "postal address", "vat_id": "VAT id with its country code",
@@ -335,8 +355,11 @@ def _line_rows(document):
                      "sku": line.product.sku if line.product_id else "",
                      "quantity": line.quantity, "unit": line.unit, "unit_price": line.unit_price,
                      "discount_pct": line.discount_pct, "tax_rate": line.tax_rate, "net": line.net,
-                     "tax_exemption": line.tax_exemption,
+                     "tax_exemption": line.tax_exemption, "supply": line.supply, "ground": "",
                      "rate_label": "exempt" if line.tax_exemption else _percent(line.tax_rate)})
+    if len({row["tax_exemption"] for row in rows if row["tax_exemption"]}) > 1:
+        for row in rows:  # several grounds: each exempt line names its own under its description
+            row["ground"] = row["tax_exemption"] and f"VAT exempt: {row['tax_exemption']}"
     return rows
 
 
@@ -831,7 +854,7 @@ def _facturx_data(invoice, settings):
     currency = settings.currency
     lines = []
     for position, line in enumerate(invoice.line_rows(), start=1):
-        category = tax_category(line.tax_rate, seller, buyer, line.tax_exemption)
+        category = tax_category(line.tax_rate, seller, buyer, line.tax_exemption, line.supply)
         gross_price = Decimal(line.unit_price)
         net_price = (gross_price * (100 - Decimal(line.discount_pct)) / 100).quantize(Decimal("0.0001"))
         row = {"BT-126": str(position), "BT-153": line.description[:500],
@@ -850,7 +873,7 @@ def _facturx_data(invoice, settings):
         entry = {"BT-116": _decimal_text(row["net"]), "BT-117": _decimal_text(row["tax"]), "BT-118": row["category"],
                  "BT-119": _decimal_text(row["rate"])}
         if row["reason"]:
-            entry["BT-120"] = row["reason"][:1000]
+            entry["BT-120"] = row["reason"]
         if row["code"]:
             entry["BT-121"] = row["code"]
         breakdown.append(entry)
@@ -872,7 +895,9 @@ def _facturx_data(invoice, settings):
     fulfilled = invoice.order.fulfilled_at
     if fulfilled:
         data["BT-72"] = fulfilled.date()
-    else:  # invoiced before delivery: the deliver-to party (the buyer) is the delivery information
+    if not fulfilled or any(row["BT-118"] == "K" for row in breakdown):
+        # invoiced before delivery, or goods sent to another EU country (BR-IC-12): the deliver-to party
+        # (the buyer) is the delivery information
         data["BG-13"] = {key: value for key, value in data["BG-7"].items() if key != "vat_identifier"}
     iban = _bank_iban(settings)
     if iban:

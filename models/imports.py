@@ -629,6 +629,13 @@ class ProductKind(Kind):
     model, name = Product, "product"
     defaults = {"unit": "piece", "tax_rate": "19"}
 
+    def create_input(self, data):
+        """A row that names a VAT exemption and no rate is at 0 % (an exempt item has no VAT)."""
+        full = super().create_input(data)
+        if full.get("tax_exemption") and "tax_rate" not in data:
+            full["tax_rate"] = "0"
+        return full
+
     def label(self, data):
         return " ".join(p for p in (data.get("sku"), data.get("name")) if p)[:200]
 

@@ -5,12 +5,12 @@ from decimal import Decimal
 from peewee import CharField, Check, ForeignKeyField, IntegerField
 
 from .base import BaseModel, MoneyField, Param, PercentField, QuantityField, prepared, write_transaction
-from .catalog import Product, settle_exemption
+from .catalog import SUPPLIES, Product, settle_exemption
 from .money import document_totals, line_net, line_tax
 from .validation import Cleaner
 
 LINE_FIELDS = ("product", "description", "quantity", "unit", "unit_price", "discount_pct", "tax_rate",
-               "tax_exemption")
+               "tax_exemption", "supply")
 
 
 MAX_LINE_AMOUNT = Decimal(10) ** 12
@@ -37,6 +37,7 @@ class LineBase(BaseModel):
                                 constraints=[Check("discount_pct >= 0 AND discount_pct <= 10000")])
     tax_rate = PercentField(default=Decimal("0.00"), constraints=[Check("tax_rate >= 0")])
     tax_exemption = CharField(max_length=200, default="")  # a 0 % line's legal ground (VAT category E)
+    supply = CharField(max_length=8, default="services")  # goods or services: the VAT of a sale abroad
 
     @property
     def net(self):
@@ -55,12 +56,12 @@ class LineBase(BaseModel):
         return {"position": self.position, "product": self.product_id,
                 "description": self.description, "quantity": self.quantity, "unit": self.unit,
                 "unit_price": self.unit_price, "discount_pct": self.discount_pct,
-                "tax_rate": self.tax_rate, "tax_exemption": self.tax_exemption}
+                "tax_rate": self.tax_rate, "tax_exemption": self.tax_exemption, "supply": self.supply}
 
     @staticmethod
     def clean(data, partial=False):
-        """Validate line input. A product fills description, unit, price and tax (its rate and exemption)
-        when not given."""
+        """Validate line input. A product fills description, unit, price, tax (its rate and exemption) and
+        whether goods or services are supplied, when not given."""
         c = Cleaner(data)
         c.record("product", Product, label="product")
         c.text("description", 500)
@@ -70,6 +71,7 @@ class LineBase(BaseModel):
         c.decimal("discount_pct", 2, minimum=Decimal(0), maximum=Decimal(100))
         c.decimal("tax_rate", 2, minimum=Decimal(0), maximum=Decimal(100))
         c.text("tax_exemption", 200)
+        c.choice("supply", [key for key, _ in SUPPLIES])
         values = c.raise_if_errors("The line could not be saved.")
         product = values.get("product")
         if not partial:
@@ -82,14 +84,18 @@ class LineBase(BaseModel):
                     values["unit_price"] = product.list_price
                 if values.get("tax_rate") is None:
                     values["tax_rate"] = product.tax_rate
-                    values.setdefault("tax_exemption", product.tax_exemption)
+                if not values.get("tax_exemption") and values["tax_rate"] == product.tax_rate:
+                    values["tax_exemption"] = product.tax_exemption  # its rate, so its ground
+                if not values.get("supply"):
+                    values["supply"] = product.supply
             if not values.get("description"):
                 c.fail("description", "Choose a product or describe the item.")
             if values.get("unit_price") is None:
                 c.fail("unit_price", "Enter a unit price.")
             c.raise_if_errors("The line could not be saved.")
             for key, default in (("quantity", Decimal("1")), ("discount_pct", Decimal(0)),
-                                 ("tax_rate", Decimal(0)), ("unit", "piece"), ("tax_exemption", "")):
+                                 ("tax_rate", Decimal(0)), ("unit", "piece"), ("tax_exemption", ""),
+                                 ("supply", "services")):
                 if values.get(key) is None:
                     values[key] = default
             settle_exemption(values, None, "")
@@ -180,6 +186,13 @@ class HasLines:
                 from .errors import ValidationError
                 raise ValidationError("The line could not be saved.",
                                       {"description": "Choose a product or describe the item."})
+            product = values.get("product")
+            if product is not None and product.id != line.product_id and values.get("tax_rate") is None:
+                values["tax_rate"] = product.tax_rate  # another product: its VAT, not the last one's
+                if not values.get("tax_exemption"):
+                    values["tax_exemption"] = product.tax_exemption
+                if not values.get("supply"):
+                    values["supply"] = product.supply
             settle_exemption(values, line.tax_rate, line.tax_exemption)
             before = _line_summary(line)
             changed = False
@@ -239,4 +252,6 @@ class HasLines:
 
 
 def _line_summary(line):
-    return f"{line.quantity.normalize():f} × {line.description} @ {line.unit_price}"
+    """The line as the history shows it: quantity, item, price, and its VAT (rate, or exemption and ground)."""
+    vat = f"VAT exempt: {line.tax_exemption}" if line.tax_exemption else f"VAT {Decimal(line.tax_rate).normalize():f} %"
+    return f"{line.quantity.normalize():f} × {line.description} @ {line.unit_price}, {vat}"

@@ -463,6 +463,11 @@ def test_vat_exemptions_of_products_and_lines(team):
                                                         "tax_exemption": "§ 4 Nr. 14 UStG"}), 422, "tax_exemption")
     raised = api.patch(f"/quotes/{quote_id}/lines/{line['id']}", {"tax_rate": "19"})
     assert raised.status_code == 200 and raised.get_json()["lines"][-1]["tax_exemption"] == ""
+    assert line["supply"] == "services" and exam.get_json()["supply"] == "services"
+    goods = api.post(f"/quotes/{quote_id}/lines", {"description": "Scanner", "unit_price": "99", "supply": "goods"})
+    assert goods.get_json()["lines"][-1]["supply"] == "goods"
+    assert_error(api.post(f"/quotes/{quote_id}/lines", {"description": "Scanner", "unit_price": "99",
+                                                        "supply": "software"}), 422, "supply")
 
 
 def test_the_invoice_list_reads_credit_notes_in_one_query(team):

@@ -379,7 +379,7 @@ def test_product_create_refused(logged_in, data, field, message):
 
 def test_product_vat_exemption_on_the_form_and_inline(logged_in, user):
     form = {"sku": "EXM-1", "name": "Exam fee", "unit": "piece", "list_price": "250", "tax_rate": "19",
-            "tax_exemption": "§ 4 Nr. 21 UStG"}
+            "tax_exemption": "§ 4 Nr. 21 UStG", "supply": "services"}
     refused = logged_in.form_post("/products", form)
     assert refused.status_code == 422 and _count(Product) == 0
     assert "Only an item without VAT can be exempt" in _field_error(refused.get_data(as_text=True), "tax_exemption")

@@ -578,6 +578,8 @@ def test_the_schematron_check_finds_a_wrong_total(database, seller):
 
 EXEMPT_LINE = {"description": "Certification exam fee", "quantity": "2", "unit": "piece", "unit_price": "250.00",
                "tax_rate": "0", "tax_exemption": "§ 4 Nr. 21 UStG"}
+GOODS_LINE = {"description": "Rack server 2U", "quantity": "1", "unit": "piece", "unit_price": "8950.00",
+              "tax_rate": "0", "supply": "goods"}
 ODD_LINES = (
     {"description": "Senior consultant, on site", "quantity": "2.125", "unit": "h", "unit_price": "99.99",
      "discount_pct": "12.5", "tax_rate": "19"},
@@ -605,6 +607,10 @@ ODD_LINES = (
                   SECOND_LINE), {}, id="exempt on two grounds, zero rated and standard rated"),
     pytest.param((EXEMPT_LINE, {**LINE, "tax_rate": "0"}), {"country": "AT", "vat_id": "ATU71234589"},
                  id="exempt and reverse charge"),
+    pytest.param((GOODS_LINE, {**LINE, "tax_rate": "0"}, SECOND_LINE), {"country": "AT", "vat_id": "ATU71234589"},
+                 id="intra-Community supply of goods, reverse-charged services and a taxed line"),
+    pytest.param((GOODS_LINE, {**LINE, "tax_rate": "0"}), {"country": "CH", "vat_id": "CHE-123.456.789 MWST"},
+                 id="goods exported and services outside the EU"),
 ])
 def test_issued_invoices_pass_the_en16931_schematron(database, seller, lines, customer):
     company()
@@ -616,14 +622,19 @@ def test_issued_invoices_pass_the_en16931_schematron(database, seller, lines, cu
 
 
 REVERSE_CHARGE = "Reverse charge: the recipient is liable for the VAT (Art. 196 Council Directive 2006/112/EC)."
-EXPORT = "Tax-free export outside the EU (Art. 146 Council Directive 2006/112/EC)."
+INTRA_COMMUNITY = "Tax-free intra-Community supply of goods (Art. 138 Council Directive 2006/112/EC)."
+EXPORT = "Tax-free export of goods outside the EU (Art. 146 Council Directive 2006/112/EC)."
+NOT_TAXABLE = "Not taxable in the EU: the place of supply is outside the EU (Art. 44 Council Directive 2006/112/EC)."
 
 
 @pytest.mark.parametrize("lines, customer, statements", [
     pytest.param(({**LINE, "tax_rate": "0"},), {"country": "AT", "vat_id": "ATU71234589"}, [REVERSE_CHARGE],
-                 id="reverse charge"),
-    pytest.param(({**LINE, "tax_rate": "0"}, {**SECOND_LINE, "tax_rate": "0"}),
-                 {"country": "CH", "postal_code": "8001", "city": "Zürich"}, [EXPORT], id="export"),
+                 id="services to an EU business: reverse charge"),
+    pytest.param((GOODS_LINE, {**LINE, "tax_rate": "0"}), {"country": "AT", "vat_id": "ATU71234589"},
+                 [REVERSE_CHARGE, INTRA_COMMUNITY], id="goods and services to an EU business"),
+    pytest.param((GOODS_LINE, {**SECOND_LINE, "tax_rate": "0"}),
+                 {"country": "CH", "postal_code": "8001", "city": "Zürich"}, [EXPORT, NOT_TAXABLE],
+                 id="goods and services outside the EU"),
     pytest.param(({**LINE, "tax_rate": "0"}, SECOND_LINE), {}, [], id="domestic zero rated"),
     pytest.param(({**LINE, "tax_rate": "0"},), {"country": "AT", "vat_id": ""}, [], id="EU consumer abroad"),
     pytest.param((EXEMPT_LINE, {**LINE, "tax_rate": "0"}), {"country": "AT", "vat_id": "ATU71234589"},
@@ -639,7 +650,7 @@ def test_reverse_charge_and_export_documents_state_why_no_vat_is_charged(databas
     credit = CreditNote.get_by_id(fresh(invoice).credit_note.id)
     for pdf in (bytes(invoice.pdf), bytes(credit.pdf)):
         text = one_line(pdftotext(pdf))
-        assert [s for s in (REVERSE_CHARGE, EXPORT) if s in text] == statements
+        assert [s for s in (REVERSE_CHARGE, INTRA_COMMUNITY, EXPORT, NOT_TAXABLE) if s in text] == statements
         assert text.count("Council Directive") == len(statements)
 
 
@@ -652,7 +663,8 @@ def test_an_exempt_line_is_vat_category_e_with_its_legal_ground_on_the_invoice_a
     invoice = issued_invoice(seller, (SECOND_LINE, EXEMPT_LINE, second_ground))
     text = one_line(pdftotext(bytes(invoice.pdf)))
     assert "Exempt from VAT: § 4 Nr. 21 UStG; § 4 Nr. 14 UStG." in text
-    assert "Certification exam fee 2 piece € 250.00 exempt € 500.00" in text
+    assert "Certification exam fee 2 piece € 250.00 exempt € 500.00 VAT exempt: § 4 Nr. 21 UStG" in text
+    assert "Medical check-up 2 piece € 250.00 exempt € 500.00 VAT exempt: § 4 Nr. 14 UStG" in text
     assert "VAT 0 % (exempt) on € 1,000.00 € 0.00" in text
     root = etree.fromstring(embedded_xml(bytes(invoice.pdf))[1])
     assert [n.text for n in root.xpath("//ram:SpecifiedLineTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode",
@@ -663,6 +675,31 @@ def test_an_exempt_line_is_vat_category_e_with_its_legal_ground_on_the_invoice_a
     assert exempt[0].findtext("ram:ExemptionReason", namespaces=NS) == "§ 4 Nr. 21 UStG; § 4 Nr. 14 UStG"
     assert xml_amount(exempt[0], "ram:BasisAmount") == Decimal("1000.00")
     assert schematron_failures(etree.tostring(root)) == []
+
+
+def test_goods_to_an_eu_business_are_an_intra_community_supply_invoiced_once_delivered(database, seller):
+    """Goods sold to a business in another EU country are category K with the delivery date and the country
+    they go to (BR-IC-11/12), services to it AE; an advance invoice of such goods is refused until delivery."""
+    company()
+    invoice = issued_invoice(seller, (GOODS_LINE, {**LINE, "tax_rate": "0"}), country="AT", vat_id="ATU71234589")
+    root = etree.fromstring(embedded_xml(bytes(invoice.pdf))[1])
+    assert [n.text for n in root.xpath("//ram:SpecifiedLineTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode",
+                                       namespaces=NS)] == ["K", "AE"]
+    k, = [n for n in root.xpath("//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax", namespaces=NS)
+          if n.findtext("ram:CategoryCode", namespaces=NS) == "K"]
+    assert k.findtext("ram:ExemptionReasonCode", namespaces=NS) == "VATEX-EU-IC"
+    assert root.xpath("//ram:ShipToTradeParty//ram:CountryID", namespaces=NS)[0].text == "AT"
+    assert root.xpath("//ram:ActualDeliverySupplyChainEvent", namespaces=NS)
+    assert schematron_failures(etree.tostring(root)) == []
+
+    deal = make_won_deal(seller, (GOODS_LINE,))
+    customer_of(deal.order, country="AT", vat_id="ATU71234589")
+    advance = Invoice.create_from_order(seller, fresh(deal.order))
+    with pytest.raises(RuleNotMet) as refused:
+        fresh(advance).issue(seller)
+    assert "fulfil the order first" in refused.value.message and fresh(advance).status == "draft"
+    fresh(deal.order).fulfil(seller)
+    assert fresh(advance).issue(seller)
 
 
 def test_an_invoice_to_a_private_buyer_passes_the_en16931_schematron(database, seller):

@@ -176,16 +176,21 @@ def test_products_are_duplicates_by_sku_and_can_be_updated_but_not_created_twice
 def test_products_import_their_vat_exemption_which_needs_a_zero_rate(database, seller, tmp_path):
     content = ("SKU;Bezeichnung;Preis;MwSt;Steuerbefreiung\n"
                "EXM-1;Exam fee;250;0;§ 4 Nr. 21 UStG\nEXM-2;Exam fee, taxed by mistake;250;19;§ 4 Nr. 21 UStG\n"
-               "EXM-3;Exam fee, no rate;250;;§ 4 Nr. 21 UStG\n")
+               "EXM-3;Exam fee, no rate given;250;;§ 4 Nr. 21 UStG\n")
     job = _job(seller, tmp_path, content, kind="product")
     assert job.mapping[4] == "tax_exemption"
     job = _run(job, tmp_path)
-    assert job.created_count == 1
-    exam = Product.get(Product.sku == "EXM-1")
-    assert (str(exam.tax_rate), exam.tax_exemption) == ("0.00", "§ 4 Nr. 21 UStG")
-    outcomes = _outcomes(job)
-    assert [outcomes[row][0] for row in (3, 4)] == ["invalid", "invalid"]
-    assert all("Tax exemption: Only an item without VAT can be exempt" in outcomes[row][1] for row in (3, 4))
+    assert job.created_count == 2
+    for sku in ("EXM-1", "EXM-3"):  # a ground without a rate is an exempt item: 0 %
+        exam = Product.get(Product.sku == sku)
+        assert (str(exam.tax_rate), exam.tax_exemption) == ("0.00", "§ 4 Nr. 21 UStG")
+    outcome, message = _outcomes(job)[3]
+    assert outcome == "invalid" and "Tax exemption: Only an item without VAT can be exempt" in message
+    # updating only the ground of an existing exempt product
+    update = _job(seller, tmp_path, "SKU;Bezeichnung;Preis;Steuerbefreiung\nEXM-1;Exam fee;250;§ 4 Nr. 22 UStG\n",
+                  kind="product")
+    assert _run(update, tmp_path, policy="update").updated_count == 1
+    assert Product.get(Product.sku == "EXM-1").tax_exemption == "§ 4 Nr. 22 UStG"
 
 
 def test_all_or_nothing_writes_nothing_when_one_row_is_invalid(database, seller, tmp_path):

@@ -145,12 +145,14 @@ def test_line_editor_asks_a_zero_rate_line_for_its_exemption_and_keeps_it_to_its
     added = logged_in.hx_post(base, {"description": "Exam fee", "unit_price": "250", "tax_rate": "0",
                                      "version": str(opp.version)})
     assert added.status_code == 200 and added.get_data(as_text=True).count('name="tax_exemption"') == 1
+    assert added.get_data(as_text=True).count('name="supply"') == 1  # goods or services: the VAT of a sale abroad
     with db.connection_context():
         line = Opportunity.get_by_id(opp.id).line_rows()[-1]
     form = {"description": "Exam fee", "quantity": "1", "unit_price": "250", "discount_pct": "0"}
     saved = logged_in.hx_post(f"{base}/{line.id}", dict(form, tax_rate="0", tax_exemption="§ 4 Nr. 21 UStG",
-                                                        version=str(opp.version + 1)))
+                                                        supply="goods", version=str(opp.version + 1)))
     assert saved.status_code == 200 and 'value="§ 4 Nr. 21 UStG"' in saved.get_data(as_text=True)
+    assert '<option value="goods" selected>' in saved.get_data(as_text=True)
     # the whole row is sent again with a raised rate: the exemption ends, and its input goes
     raised = logged_in.hx_post(f"{base}/{line.id}", dict(form, tax_rate="19", tax_exemption="§ 4 Nr. 21 UStG",
                                                          version=str(opp.version + 2)))

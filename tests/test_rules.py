@@ -1062,9 +1062,10 @@ def test_an_exempt_product_passes_its_ground_on_to_the_line_to_the_order_and_the
     for document in (quote, order, invoice):
         line, = document.line_rows()
         assert (line.tax_rate, line.tax_exemption) == (Decimal("0.00"), "§ 4 Nr. 21 UStG"), document
-    # a rate typed on the line is the seller's choice: the product's exemption does not come with it
-    typed = fresh(invoice).add_line(seller, product=exam.id, tax_rate="0")
-    assert typed.tax_exemption == ""
+    # the product's own rate sent again, or a blank ground, still takes the product's ground; another rate does not
+    for given in ({"tax_rate": "0"}, {"tax_rate": "0.00", "tax_exemption": ""}, {"tax_exemption": " "}):
+        assert fresh(invoice).add_line(seller, product=exam.id, **given).tax_exemption == "§ 4 Nr. 21 UStG", given
+    assert fresh(invoice).add_line(seller, product=exam.id, tax_rate="7").tax_exemption == ""
 
 
 def test_an_exemption_belongs_to_a_zero_rate(seller):
@@ -1094,3 +1095,33 @@ def test_an_exemption_belongs_to_a_zero_rate(seller):
     # the line editor sends every field of the line: the unchanged exemption ends with the raised rate
     fresh(invoice).update_line(seller, line.id, tax_rate="7", tax_exemption="§ 4 Nr. 21 UStG")
     assert (type(line).get_by_id(line.id).tax_rate, type(line).get_by_id(line.id).tax_exemption) == (Decimal("7"), "")
+
+
+def test_a_line_given_another_product_takes_its_vat_and_the_history_shows_the_ground(seller):
+    exam = Product.create_product(seller, **EXAM)
+    server = Product.create_product(seller, sku="SRV-1", name="Server", list_price="8950", tax_rate="19",
+                                    supply="goods")
+    invoice = make_draft_invoice(seller)
+    line = fresh(invoice).add_line(seller, product=exam.id)
+    assert events(invoice)[-1].change_map["line"] == [None, "1 × Certification exam fee @ 250.00, VAT exempt: "
+                                                            "§ 4 Nr. 21 UStG"]
+    fresh(invoice).update_line(seller, line.id, tax_exemption="§ 4 Nr. 22 UStG")
+    assert events(invoice)[-1].change_map["line"][1].endswith("VAT exempt: § 4 Nr. 22 UStG")
+    fresh(invoice).update_line(seller, line.id, product=server.id)
+    line = type(line).get_by_id(line.id)
+    assert (line.tax_rate, line.tax_exemption, line.supply) == (Decimal("19.00"), "", "goods")
+    assert events(invoice)[-1].change_map["line"][1].endswith(", VAT 19 %")
+
+
+def test_goods_or_services_come_from_the_product_and_travel_with_the_line(seller):
+    server = Product.create_product(seller, sku="SRV-1", name="Server", list_price="8950", supply="goods")
+    assert Product.create_product(seller, sku="CON-1", name="Consulting", list_price="145").supply == "services"
+    with pytest.raises(ValidationError) as refused:
+        Product.create_product(seller, sku="X-1", name="X", list_price="1", supply="software")
+    assert "Choose one of: services, goods." == refused.value.fields["supply"]
+    with pytest.raises(ValidationError):
+        fresh(server).update_fields(seller, supply="")
+    invoice = make_draft_invoice(seller, lines=[{"product": server.id}, {"description": "Set-up", "unit_price": "90"}])
+    for document in (invoice.order.quote, invoice.order, invoice):
+        assert [line.supply for line in document.line_rows()] == ["goods", "services"], document
+    assert fresh(invoice).add_line(seller, product=server.id, supply="services").supply == "services"

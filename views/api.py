@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException, default_exceptions
 from models import (Account, ApiToken, Contact, CreditNote, DomainError, Invoice, Lead, NotFound, Opportunity, Order,
                     Product, Quote, RuleNotMet, StaleVersion, User)
 from models.validation import text_problem
-from models.catalog import UNITS
+from models.catalog import SUPPLIES, UNITS
 from models.lead import DISQUALIFY_REASONS, RATINGS, SOURCES, STATUSES as LEAD_STATUSES, TIMEFRAMES
 from models.opportunity import COLUMN_LABELS, COLUMNS, LOST_REASONS, REVENUE_MODES, STAGES
 
@@ -196,11 +196,15 @@ OPPORTUNITY_FIELDS = [
 ]
 EXEMPTION_DOC = ("The legal ground of a 0 % item's exemption from VAT (EN 16931 category E), printed on documents; "
                  "empty when the item is not exempt. A tax rate above 0 % ends it.")
+SUPPLY_KEYS = tuple(key for key, _ in SUPPLIES)
+SUPPLY_DOC = ("goods or services: at 0 % to a business in another EU country, goods are an intra-Community supply "
+              "(category K) and services reverse charged (AE). Default: services.")
 PRODUCT_FIELDS = [
     _rw("sku", max_length=40, required=True), _rw("name", max_length=200, required=True),
     _rw("description", "text", max_length=5000), _rw("unit", "enum", choices=UNITS, doc="Default: piece."),
     _rw("list_price", "money", doc="Default: 0.00."), _rw("tax_rate", "percent", doc="Default: 19.00."),
-    _rw("tax_exemption", max_length=200, doc=EXEMPTION_DOC), _rw("active", "boolean"),
+    _rw("tax_exemption", max_length=200, doc=EXEMPTION_DOC), _rw("supply", "enum", choices=SUPPLY_KEYS, doc=SUPPLY_DOC),
+    _rw("active", "boolean"),
     *TIMESTAMPS,
 ]
 QUOTE_FIELDS = [
@@ -241,7 +245,8 @@ INVOICE_FIELDS = [
 LINE_FIELDS = [
     _ro("id", "integer"), _ro("position", "integer"), _ro("product", "ref", ref="products", nullable=True),
     _ro("description"), _ro("quantity", "quantity"), _ro("unit"), _ro("unit_price", "money"),
-    _ro("discount_pct", "percent"), _ro("tax_rate", "percent"), _ro("tax_exemption"), _ro("net", "money"),
+    _ro("discount_pct", "percent"), _ro("tax_rate", "percent"), _ro("tax_exemption"),
+    _ro("supply", "enum", choices=SUPPLY_KEYS), _ro("net", "money"),
     _ro("tax", "money"), _ro("gross", "money"),
 ]
 LINE_INPUTS = [
@@ -249,6 +254,7 @@ LINE_INPUTS = [
       doc="A catalog product: fills description, unit, price and tax."),
     F("description", max_length=500), F("quantity", "quantity"), F("unit", max_length=20), F("unit_price", "money"),
     F("discount_pct", "percent"), F("tax_rate", "percent"), F("tax_exemption", max_length=200, doc=EXEMPTION_DOC),
+    F("supply", "enum", choices=SUPPLY_KEYS, doc=SUPPLY_DOC + " Default: the product's, else services."),
 ]
 MOVE_INPUTS = [
     F("to", "enum", choices=COLUMNS, required=True, doc="The board column to move the card to."),

@@ -7,19 +7,19 @@ and tax breakdown recomputed by the server).
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from models import DomainError, Product, StaleVersion
-from models.catalog import UNITS
+from models.catalog import SUPPLIES, UNITS
 
 from .common import is_htmx, render_fragment, url_record
 
 LINE_INPUTS = ("product", "description", "quantity", "unit", "unit_price", "discount_pct", "tax_rate",
-               "tax_exemption")
+               "tax_exemption", "supply")
 
 
 def lines_context(document, kind, endpoint, error=None, error_line=None):
     """What the line table needs: rows, totals, whether it is editable, the catalog."""
     return {"document": document, "kind": kind, "endpoint": endpoint, "lines": document.line_rows(),
             "totals": document.totals(), "editable": document.lines_locked_reason() is None,
-            "locked_reason": document.lines_locked_reason(), "units": UNITS, "line_error": error,
+            "locked_reason": document.lines_locked_reason(), "units": UNITS, "supplies": SUPPLIES, "line_error": error,
             "error_line": error_line}
 
 

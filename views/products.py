@@ -3,7 +3,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from peewee import fn
 
 from models import DomainError, Invoice, Opportunity, Product, Quote, StaleVersion, ValidationError
-from models.catalog import UNITS
+from models.catalog import SUPPLIES, UNITS
 
 from .accounts import refreshed_parts
 from .common import is_htmx, load_record, render, url_record
@@ -23,10 +23,11 @@ FIELDS = [
     Field("list_price", "List price", "money"),
     Field("tax_rate", "Tax rate %", "number"),
     Field("tax_exemption", "VAT exemption"),
+    Field("supply", "Goods or service", "select", SUPPLIES),
     Field("active", "Active", "checkbox"),
     Field("description", "Description", "textarea", max_length=5000),
 ]
-CREATE_FIELDS = ("sku", "name", "unit", "list_price", "tax_rate", "tax_exemption", "description")
+CREATE_FIELDS = ("sku", "name", "unit", "list_price", "tax_rate", "tax_exemption", "supply", "description")
 
 
 
@@ -96,8 +97,9 @@ def set_active(product_id):
 @bp.get("/products/new")
 def new():
     """The form for a new product."""
-    return render("products/new.html", "products/_form.html", errors={}, values={"unit": "piece", "tax_rate": "19"},
-                  units=[(u, u) for u in UNITS])
+    return render("products/new.html", "products/_form.html", errors={},
+                  values={"unit": "piece", "tax_rate": "19", "supply": "services"}, units=[(u, u) for u in UNITS],
+                  supplies=SUPPLIES)
 
 
 @bp.post("/products")
@@ -108,7 +110,7 @@ def create():
         product = Product.create_product(g.user, **values)
     except ValidationError as exc:
         return render("products/new.html", "products/_form.html", 422, errors=exc.fields, values=values,
-                      message=exc.message, units=[(u, u) for u in UNITS])
+                      message=exc.message, units=[(u, u) for u in UNITS], supplies=SUPPLIES)
     flash(f"Product {product.sku} {product.name} created.", "info")
     return redirect(url_for("products.detail", product_id=product.id))
 
@@ -145,7 +147,7 @@ def index():
 EXPORT_COLUMNS = [
     ("SKU", lambda r: r.sku), ("Name", lambda r: r.name), ("Description", lambda r: r.description),
     ("Unit", lambda r: r.unit), ("List price", lambda r: r.list_price), ("Tax rate %", lambda r: r.tax_rate),
-    ("VAT exemption", lambda r: r.tax_exemption), ("Active", lambda r: r.active), ("Created", lambda r: r.created_at),
+    ("VAT exemption", lambda r: r.tax_exemption), ("Goods or service", lambda r: r.supply), ("Active", lambda r: r.active), ("Created", lambda r: r.created_at),
 ]
 
 
