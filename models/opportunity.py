@@ -249,9 +249,15 @@ class Opportunity(Tracked, HasLines, OnTheBoard, BaseModel):
         changes = self.apply_changes(values)
         line_input = {k[5:]: v for k, v in inputs.items() if k.startswith("line_") and v not in (None, "")}
         if line_input:
-            values = LineBase.clean(line_input)
             model = self.line_model
-            check_line_size(model(**values))
+            try:
+                values = LineBase.clean(line_input)
+                check_line_size(model(**values))
+            except ValidationError as exc:  # the inputs are line_*: name them so (and say it at the first line)
+                fields = {f"line_{name}": message for name, message in exc.fields.items()}
+                fields["line"] = " ".join(f"{name.replace('_', ' ').capitalize()}: {message}"
+                                          for name, message in exc.fields.items())
+                raise ValidationError(exc.message, fields) from None
             model.create(document=self.id, position=len(self.line_rows()) + 1, **values)
             self.after_lines_changed()
             changes["line"] = (None, values["description"])

@@ -691,6 +691,10 @@ def test_goods_to_an_eu_business_are_an_intra_community_supply_invoiced_once_del
     assert root.xpath("//ram:ShipToTradeParty//ram:CountryID", namespaces=NS)[0].text == "AT"
     assert root.xpath("//ram:ActualDeliverySupplyChainEvent", namespaces=NS)
     assert schematron_failures(etree.tostring(root)) == []
+    fresh(invoice).cancel(seller, reason="Returned")
+    credit = CreditNote.get_by_id(fresh(invoice).credit_note.id)
+    assert schematron_failures(embedded_xml(bytes(credit.pdf))[1]) == []
+    assert INTRA_COMMUNITY in one_line(pdftotext(bytes(credit.pdf)))
 
     deal = make_won_deal(seller, (GOODS_LINE,))
     customer_of(deal.order, country="AT", vat_id="ATU71234589")
@@ -907,16 +911,19 @@ def test_the_e_invoice_xml_is_downloaded_alone_from_the_invoice_panel(app, user,
     assert refused.status_code == 409 and "carries no Factur-X XML" in refused.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("country, vat_id, category, reason", [
-    ("DE", "", "Z", None),
-    ("AT", "ATU71234589", "AE", "VATEX-EU-AE"),
-    ("AT", "", "Z", None),
-    ("CH", "CHE-123.456.789 MWST", "G", "VATEX-EU-G"),
+@pytest.mark.parametrize("country, vat_id, supply, category, reason", [
+    ("DE", "", "services", "Z", None),
+    ("AT", "ATU71234589", "services", "AE", "VATEX-EU-AE"),
+    ("AT", "ATU71234589", "goods", "K", "VATEX-EU-IC"),
+    ("AT", "", "goods", "Z", None),
+    ("CH", "CHE-123.456.789 MWST", "goods", "G", "VATEX-EU-G"),
+    ("CH", "CHE-123.456.789 MWST", "services", "G", None),  # not taxable in the EU: the reason as text
 ])
-def test_zero_rate_category_follows_the_buyer(database, seller, country, vat_id, category, reason):
+def test_zero_rate_category_follows_the_buyer(database, seller, country, vat_id, supply, category, reason):
     from facturx import xml_check_xsd
     company()
-    invoice = issued_invoice(seller, lines=({**LINE, "tax_rate": "0"},), country=country, vat_id=vat_id)
+    invoice = issued_invoice(seller, lines=({**LINE, "tax_rate": "0", "supply": supply},), country=country,
+                             vat_id=vat_id)
     root = etree.fromstring(embedded_xml(bytes(invoice.pdf))[1])
     tax = root.xpath("//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax", namespaces=NS)
     assert [t.findtext("ram:CategoryCode", namespaces=NS) for t in tax] == [category]

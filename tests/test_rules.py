@@ -441,7 +441,7 @@ REFUSED = [
     pytest.param("develop", "propose", {"estimated_close_date": "2026-13-45"}, ValidationError,
                  {"estimated_close_date"}, None, id="develop->propose with a bad date"),
     pytest.param("develop_without_lines", "propose", {"line_description": "Setup", "line_unit_price": "abc"},
-                 ValidationError, {"unit_price"}, None, id="develop->propose with a bad dialog line"),
+                 ValidationError, {"line_unit_price", "line"}, None, id="develop->propose with a bad dialog line"),
     pytest.param("develop_without_lines", "close", {"activate_quote": "1"}, RuleNotMet, {"line"}, "propose",
                  id="skip develop->close names the first unmet step"),
     pytest.param("develop_without_lines", "fulfill", dict(WIN, activate_quote="1"), RuleNotMet, {"line"},

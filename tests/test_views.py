@@ -195,6 +195,18 @@ def test_bad_dialog_value_is_shown_at_the_field(logged_in, user):
         assert Lead.get_by_id(lead.id).status == "open"
 
 
+def test_a_bad_first_line_in_the_dialog_is_shown_at_the_line(logged_in, user):
+    with db.connection_context():
+        opp = Lead.get_by_id(_ready_lead(user).id).qualify(User.get_by_id(user.id))
+    resp = logged_in.hx_post("/board/move", {"record": f"opportunity:{opp.id}", "to": "propose",
+                                             "version": str(opp.version), "estimated_close_date": "2031-05-30",
+                                             "line_description": "Set-up", "line_unit_price": "abc",
+                                             "dialog_fields": "line,estimated_close_date"})
+    assert resp.status_code == 422
+    error = re.search(r'class="field-error" id="e-line">([^<]*)<', resp.get_data(as_text=True))
+    assert error and error.group(1).startswith("Unit price: Enter a number")
+
+
 def test_stale_move_is_409_and_puts_the_card_back(logged_in, user):
     lead = _ready_lead(user)
     with db.connection_context():

@@ -105,7 +105,7 @@ def new():
 @bp.post("/products")
 def create():
     """Create a product (SKU unique; the model validates); the form again with messages on refusal."""
-    values = {name: request.form.get(name, "") for name in CREATE_FIELDS}
+    values = {name: request.form[name] for name in CREATE_FIELDS if name in request.form}
     try:
         product = Product.create_product(g.user, **values)
     except ValidationError as exc:
