@@ -12,6 +12,15 @@ UNITS = ("piece", "hour", "day", "month", "year", "licence", "user", "kg", "m", 
 # supply (Art. 138 VAT Directive) and goods leaving the EU an exempt export (Art. 146); services to an EU
 # business are reverse charged (Art. 196) and services to a business outside the EU are not taxed here (Art. 44).
 SUPPLIES = (("services", "Service"), ("goods", "Goods"))
+_SUPPLY_WORDS = {"service": "services", "services": "services", "good": "goods", "goods": "goods"}
+
+
+def with_supply_read(data):
+    """`data` with a typed supply read as a SUPPLIES key ("Goods", "Service" and their plurals, any case)."""
+    raw = (data or {}).get("supply")
+    if isinstance(raw, str) and raw.strip().lower() in _SUPPLY_WORDS:
+        return dict(data, supply=_SUPPLY_WORDS[raw.strip().lower()])
+    return data
 
 EXEMPTION_RATE_MESSAGE = ("Only an item without VAT can be exempt: set the tax rate to 0 % or leave the "
                           "exemption empty.")
@@ -58,7 +67,7 @@ class Product(Tracked, BaseModel):
     @staticmethod
     def clean(data, partial=False):
         """Validate product input; returns the cleaned values."""
-        c = Cleaner(data, complete=not partial)
+        c = Cleaner(with_supply_read(data), complete=not partial)
         c.text("sku", 40, required=True)
         c.text("name", 200, required=True)
         c.text("description", 5000, multiline=True)

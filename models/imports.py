@@ -141,6 +141,8 @@ KIND_FIELDS = {
                                          "steuersatz")),
         Field("tax_exemption", "VAT exemption (legal ground)", ("exemption", "tax exemption", "vat exemption",
                                                                  "exemption reason", "steuerbefreiung")),
+        Field("supply", "Goods or service", ("goods or service", "supply", "goods/services", "type of supply",
+                                             "leistungsart")),
         Field("active", "Active", ("aktiv", "enabled", "status")),
     ],
 }

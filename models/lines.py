@@ -5,7 +5,7 @@ from decimal import Decimal
 from peewee import CharField, Check, ForeignKeyField, IntegerField
 
 from .base import BaseModel, MoneyField, Param, PercentField, QuantityField, prepared, write_transaction
-from .catalog import SUPPLIES, Product, settle_exemption
+from .catalog import SUPPLIES, Product, settle_exemption, with_supply_read
 from .money import document_totals, line_net, line_tax
 from .validation import Cleaner
 
@@ -62,7 +62,7 @@ class LineBase(BaseModel):
     def clean(data, partial=False):
         """Validate line input. A product fills description, unit, price, tax (its rate and exemption) and
         whether goods or services are supplied, when not given."""
-        c = Cleaner(data)
+        c = Cleaner(with_supply_read(data))
         c.record("product", Product, label="product")
         c.text("description", 500)
         c.decimal("quantity", 3, minimum=Decimal("0.001"), maximum=Decimal(10 ** 9))

@@ -186,6 +186,10 @@ def test_products_import_their_vat_exemption_which_needs_a_zero_rate(database, s
         assert (str(exam.tax_rate), exam.tax_exemption) == ("0.00", "§ 4 Nr. 21 UStG")
     outcome, message = _outcomes(job)[3]
     assert outcome == "invalid" and "Tax exemption: Only an item without VAT can be exempt" in message
+    goods = _run(_job(seller, tmp_path, "SKU;Name;Price;Goods or service\nSRV-1;Server;8950;Goods\n"
+                      "CON-1;Consulting;145;service\nX-1;Thing;1;software\n", kind="product"), tmp_path)
+    assert [Product.get(Product.sku == sku).supply for sku in ("SRV-1", "CON-1")] == ["goods", "services"]
+    assert "Supply: Choose one of: services, goods." in _outcomes(goods)[4][1]
     # updating only the ground of an existing exempt product
     update = _job(seller, tmp_path, "SKU;Bezeichnung;Preis;Steuerbefreiung\nEXM-1;Exam fee;250;§ 4 Nr. 22 UStG\n",
                   kind="product")
