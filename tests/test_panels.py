@@ -152,6 +152,7 @@ def test_line_editor_asks_a_zero_rate_line_for_its_exemption_and_keeps_it_to_its
     saved = logged_in.hx_post(f"{base}/{line.id}", dict(form, tax_rate="0", tax_exemption="§ 4 Nr. 21 UStG",
                                                         supply="goods", version=str(opp.version + 1)))
     assert saved.status_code == 200 and 'value="§ 4 Nr. 21 UStG"' in saved.get_data(as_text=True)
+    assert "Tax 0 % on € 250.00 (€ 250.00 of it VAT exempt)" in saved.get_data(as_text=True).replace("\u00a0", " ")
     assert '<option value="goods" selected>' in saved.get_data(as_text=True)
     # the whole row is sent again with a raised rate: the exemption ends, and its input goes
     raised = logged_in.hx_post(f"{base}/{line.id}", dict(form, tax_rate="19", tax_exemption="§ 4 Nr. 21 UStG",

@@ -8,6 +8,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from models import DomainError, Product, StaleVersion
 from models.catalog import SUPPLIES, UNITS
+from models.lines import totals_of
 
 from .common import is_htmx, render_fragment, url_record
 
@@ -17,8 +18,9 @@ LINE_INPUTS = ("product", "description", "quantity", "unit", "unit_price", "disc
 
 def lines_context(document, kind, endpoint, error=None, error_line=None):
     """What the line table needs: rows, totals, whether it is editable, the catalog."""
-    return {"document": document, "kind": kind, "endpoint": endpoint, "lines": document.line_rows(),
-            "totals": document.totals(), "editable": document.lines_locked_reason() is None,
+    lines = document.line_rows()
+    return {"document": document, "kind": kind, "endpoint": endpoint, "lines": lines,
+            "exempt_net": sum(line.net for line in lines if line.tax_exemption), "totals": totals_of(lines), "editable": document.lines_locked_reason() is None,
             "locked_reason": document.lines_locked_reason(), "units": UNITS, "supplies": SUPPLIES, "line_error": error,
             "error_line": error_line}
 
