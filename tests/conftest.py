@@ -111,3 +111,18 @@ def logged_in(app, user):
     resp = c.login(user.email)
     assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
     return c
+
+
+# The longest tests (10–80 s each) start first, so that with pytest-xdist they run beside the many short
+# ones instead of making one worker finish alone at the end; the rest keep their order.
+LONG_FIRST = ("test_a_100000_row_file_imports_in_bounded_memory", "test_gapless_numbers_with_concurrent",
+              "test_writers_killed_with_sigkill", "test_seed_is_deterministic_and_runs_once",
+              "test_schemathesis_against_own_openapi_document", "test_permission_matrix_every_record_route",
+              "test_prepared_cards_with_their_joins", "test_a_prepared_select_builds_every_model",
+              "test_python_app_py_seeds_demo_data")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        return next((i for i, name in enumerate(LONG_FIRST) if item.name.startswith(name)), len(LONG_FIRST))
+    items.sort(key=rank)
