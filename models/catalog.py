@@ -12,11 +12,14 @@ UNITS = ("piece", "hour", "day", "month", "year", "licence", "user", "kg", "m", 
 # supply (Art. 138 VAT Directive) and goods leaving the EU an exempt export (Art. 146); services to an EU
 # business are reverse charged (Art. 196) and services to a business outside the EU are not taxed here (Art. 44).
 SUPPLIES = (("services", "Service"), ("goods", "Goods"))
-_SUPPLY_WORDS = {"service": "services", "services": "services", "good": "goods", "goods": "goods"}
+_SUPPLY_WORDS = {"service": "services", "services": "services", "good": "goods", "goods": "goods",
+                 "dienstleistung": "services", "leistung": "services", "ware": "goods", "waren": "goods",
+                 "lieferung": "goods"}
 
 
 def with_supply_read(data):
-    """`data` with a typed supply read as a SUPPLIES key ("Goods", "Service" and their plurals, any case)."""
+    """`data` with a typed supply read as a SUPPLIES key ("Goods", "Service", their plurals and German
+    words, any case)."""
     raw = (data or {}).get("supply")
     if isinstance(raw, str) and raw.strip().lower() in _SUPPLY_WORDS:
         return dict(data, supply=_SUPPLY_WORDS[raw.strip().lower()])

@@ -53,6 +53,7 @@ UNIT_CODES = {
 # VAT category (UNTDID 5305) of a line -> the label of its tax row on documents.
 CATEGORY_NOTE = {"S": "", "Z": "zero rated", "E": "exempt", "AE": "reverse charge", "K": "intra-Community supply",
                  "G": "tax-free export"}
+SERVICES_OUTSIDE_EU_NOTE = "not taxable in the EU"  # a G row of services only
 # (category, what is supplied) -> the exemption reason of the e-invoice (BT-120), its code (BT-121) and
 # the statement the document must make (VAT Directive 2006/112/EC, Art. 226); E: the line's own ground.
 EXEMPTION_TEXT = {
@@ -237,29 +238,39 @@ def customer_block_of(party, home_country):
 
 def tax_category(rate, seller, buyer, exemption="", supply="services"):
     """EN 16931 VAT category of a line: S above 0 %; at 0 %: E for a line exempt on a legal ground (its
-    `exemption`); to an EU business abroad with a VAT id K (intra-Community supply) for goods and AE
-    (reverse charge) for services; G for a buyer outside the EU (goods exported, services not taxable
-    in the EU: a category O invoice could carry no VAT ids and no other category); Z (zero rated) otherwise."""
+    `exemption`); for a business registered for VAT in another EU country (its VAT id's prefix, the goods
+    sent there) K (intra-Community supply, Art. 138) for goods and AE (reverse charge, Art. 196) for
+    services — goods to Northern Ireland (XI) count as intra-Community; for a buyer outside the EU G:
+    goods exported (Art. 146), services to a business not taxable in the EU (Art. 44; a category O invoice
+    could carry no VAT ids and no other category); Z (zero rated) otherwise, e.g. a private buyer."""
     if Decimal(rate) > 0:
         return "S"
     if exemption:
         return "E"
-    home, abroad = seller.get("country"), (buyer or {}).get("country")
-    if home in EU_COUNTRIES and abroad and abroad != home:
-        if abroad in EU_COUNTRIES and (buyer or {}).get("vat_id"):
-            return "K" if supply == "goods" else "AE"
-        if abroad not in EU_COUNTRIES:
-            return "G"
+    buyer = buyer or {}
+    home, abroad = seller.get("country"), buyer.get("country")
+    if home not in EU_COUNTRIES or not abroad or abroad == home:
+        return "Z"
+    prefix = (buyer.get("vat_id") or "").strip().upper()[:2]
+    registered = VAT_PREFIX_COUNTRY.get(prefix, prefix)
+    if supply == "goods" and prefix == "XI" and abroad == "GB":
+        return "K"
+    if abroad in EU_COUNTRIES:
+        return ("K" if supply == "goods" else "AE") if registered in EU_COUNTRIES - {home} else "Z"
+    if supply == "goods" or buyer.get("kind") == "account" or prefix:
+        return "G"
     return "Z"
 
 
-def tax_rows(lines, seller, buyer):
+def tax_rows(lines, seller, buyer, categories=None):
     """The tax breakdown of documents and e-invoices (EN 16931 BG-23): one row per rate and VAT category,
     with the category's label, the statements the document must make and its exemption reason and code
-    (BT-120/121); exempt lines make one row naming their grounds. `lines`: rows of _line_rows."""
+    (BT-120/121); exempt lines make one row naming their grounds. `lines`: rows of _line_rows;
+    `categories`: the lines' categories when they are given (a credit note: as its invoice was issued)."""
     groups = {}
-    for line in lines:
-        category = tax_category(line["tax_rate"], seller, buyer, line["tax_exemption"], line["supply"])
+    for position, line in enumerate(lines):
+        category = categories[position] if categories else \
+            tax_category(line["tax_rate"], seller, buyer, line["tax_exemption"], line["supply"])
         row = groups.setdefault((Decimal(line["tax_rate"]), category), {
             "rate": Decimal(line["tax_rate"]), "net": Decimal(0), "tax": Decimal(0), "category": category,
             "note": CATEGORY_NOTE[category], "texts": []})
@@ -271,12 +282,16 @@ def tax_rows(lines, seller, buyer):
             text = EXEMPTION_TEXT.get((category, line["supply"]))
         if text and text not in row["texts"]:
             row["texts"].append(text)
+        row.setdefault("supplies", set()).add(line["supply"])
     rows = [groups[key] for key in sorted(groups)]
     for row in rows:
         reasons, codes, statements = (list(dict.fromkeys(part)) for part in zip(*row["texts"])) \
             if row["texts"] else ([], [], [])
         if row["category"] == "E":
             statements = [f"Exempt from VAT: {'; '.join(statements)}."]
+        codes = [code for code in codes if code]
+        if row["category"] == "G" and row["supplies"] == {"services"}:
+            row["note"] = SERVICES_OUTSIDE_EU_NOTE
         row.update(reason="; ".join(reasons), code=codes[0] if len(codes) == 1 else "", statements=statements)
     return rows
 
@@ -502,7 +517,11 @@ def credit_note_context(credit, settings, issued_xml):
     seller_country, buyer, currency = _issued_terms(issued_xml)
     customer = customer_block_of(dict(buyer, attention=(context["customer"] or {}).get("attention", "")),
                                  seller_country)
-    context.update(customer=customer, tax_rows=tax_rows(context["lines"], {"country": seller_country}, buyer))
+    categories = [node.text for node in issued_xml.xpath(
+        "//ram:SpecifiedLineTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode", namespaces=CII)]
+    issued_rows = tax_rows(context["lines"], {"country": seller_country}, buyer,
+                           categories if len(categories) == len(context["lines"]) else None)
+    context.update(customer=customer, tax_rows=issued_rows)
     _with_currency(context, currency)
     context.update(document=credit, invoice=invoice, kind="credit-note", title="Credit note", number=credit.number,
                    date=credit.issue_date,

@@ -187,9 +187,10 @@ class HasLines:
                 raise ValidationError("The line could not be saved.",
                                       {"description": "Choose a product or describe the item."})
             product = values.get("product")
-            if product is not None and product.id != line.product_id and values.get("tax_rate") is None:
-                values["tax_rate"] = product.tax_rate  # another product: its VAT, not the last one's
-                if not values.get("tax_exemption"):
+            if product is not None and product.id != line.product_id:  # another product: its VAT, not the last one's
+                if values.get("tax_rate") is None:
+                    values["tax_rate"] = product.tax_rate
+                if not values.get("tax_exemption") and values["tax_rate"] == product.tax_rate:
                     values["tax_exemption"] = product.tax_exemption
                 if not values.get("supply"):
                     values["supply"] = product.supply
@@ -252,6 +253,7 @@ class HasLines:
 
 
 def _line_summary(line):
-    """The line as the history shows it: quantity, item, price, and its VAT (rate, or exemption and ground)."""
+    """The line as the history shows it: quantity, item, price, its VAT (rate, or exemption and ground) and
+    whether goods or services are supplied."""
     vat = f"VAT exempt: {line.tax_exemption}" if line.tax_exemption else f"VAT {Decimal(line.tax_rate).normalize():f} %"
-    return f"{line.quantity.normalize():f} × {line.description} @ {line.unit_price}, {vat}"
+    return f"{line.quantity.normalize():f} × {line.description} @ {line.unit_price}, {vat}, {line.supply}"

@@ -15,7 +15,7 @@ from lxml import etree
 from clients import PASSWORD, HtmxClient
 from builders import (LINE, SECOND_LINE, events, fresh, make_closing, make_draft_invoice, make_lead, make_proposed,
                       make_won_deal, snapshot, win_inputs)
-from models import Account, CreditNote, HistoryEvent, Invoice, Quote, RuleNotMet, Settings, StaleVersion, User, db
+from models import Account, Contact, CreditNote, HistoryEvent, Invoice, Quote, RuleNotMet, Settings, StaleVersion, User, db
 from models import documents
 from models.base import RETRIES_FOR_SLOW_WORK
 from models.money import format_money
@@ -706,6 +706,33 @@ def test_goods_to_an_eu_business_are_an_intra_community_supply_invoiced_once_del
     assert fresh(advance).issue(seller)
 
 
+def test_services_to_a_private_buyer_outside_the_eu_are_not_called_not_taxable(database, seller):
+    """Art. 44 (taxed where the customer is) is about businesses: services at 0 % to a private buyer in
+    Switzerland are zero rated with no statement, goods exported to them are still a tax-free export."""
+    company()
+    deal = make_draft_invoice(seller, lines=({**LINE, "tax_rate": "0"}, GOODS_LINE), private_buyer=True, company="")
+    Contact.update(street="Seefeldstrasse 214", postal_code="8008", city="Zürich", country="CH").where(
+        Contact.id == deal.contact_id).execute()
+    fresh(deal).issue(seller)
+    invoice = fresh(deal)
+    root = etree.fromstring(embedded_xml(bytes(invoice.pdf))[1])
+    assert [n.text for n in root.xpath("//ram:SpecifiedLineTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode",
+                                       namespaces=NS)] == ["Z", "G"]
+    text = one_line(pdftotext(bytes(invoice.pdf)))
+    assert EXPORT in text and NOT_TAXABLE not in text and "VAT 0 % (tax-free export)" in text
+    assert schematron_failures(etree.tostring(root)) == []
+    fresh(invoice).cancel(seller, reason="Returned")  # the credit note states the categories as issued
+    credit = CreditNote.get_by_id(fresh(invoice).credit_note.id)
+    assert one_line(pdftotext(bytes(credit.pdf))).count("Council Directive") == 1
+
+
+def test_services_outside_the_eu_are_labelled_not_taxable_in_the_eu(database, seller):
+    company()
+    invoice = issued_invoice(seller, ({**LINE, "tax_rate": "0"},), country="CH", vat_id="")
+    text = one_line(pdftotext(bytes(invoice.pdf)))
+    assert "VAT 0 % (not taxable in the EU)" in text and NOT_TAXABLE in text and "export" not in text
+
+
 def test_an_invoice_to_a_private_buyer_passes_the_en16931_schematron(database, seller):
     company()
     deal = make_draft_invoice(seller, private_buyer=True, company="")
@@ -918,6 +945,12 @@ def test_the_e_invoice_xml_is_downloaded_alone_from_the_invoice_panel(app, user,
     ("AT", "", "goods", "Z", None),
     ("CH", "CHE-123.456.789 MWST", "goods", "G", "VATEX-EU-G"),
     ("CH", "CHE-123.456.789 MWST", "services", "G", None),  # not taxable in the EU: the reason as text
+    ("CH", "", "services", "G", None),  # a business (an account) outside the EU without a VAT id
+    ("AT", "DE811907980", "goods", "Z", None),  # registered at home: no intra-Community supply
+    ("AT", "CHE-123.456.789 MWST", "goods", "Z", None),  # not registered in the EU
+    ("GR", "EL094259216", "services", "AE", "VATEX-EU-AE"),  # Greece's VAT ids start with EL
+    ("GB", "XI123456789", "goods", "K", "VATEX-EU-IC"),  # goods to Northern Ireland
+    ("GB", "XI123456789", "services", "G", None),  # services to Northern Ireland: outside the EU
 ])
 def test_zero_rate_category_follows_the_buyer(database, seller, country, vat_id, supply, category, reason):
     from facturx import xml_check_xsd

@@ -1104,13 +1104,17 @@ def test_a_line_given_another_product_takes_its_vat_and_the_history_shows_the_gr
     invoice = make_draft_invoice(seller)
     line = fresh(invoice).add_line(seller, product=exam.id)
     assert events(invoice)[-1].change_map["line"] == [None, "1 × Certification exam fee @ 250.00, VAT exempt: "
-                                                            "§ 4 Nr. 21 UStG"]
+                                                            "§ 4 Nr. 21 UStG, services"]
     fresh(invoice).update_line(seller, line.id, tax_exemption="§ 4 Nr. 22 UStG")
-    assert events(invoice)[-1].change_map["line"][1].endswith("VAT exempt: § 4 Nr. 22 UStG")
+    assert events(invoice)[-1].change_map["line"][1].endswith("VAT exempt: § 4 Nr. 22 UStG, services")
     fresh(invoice).update_line(seller, line.id, product=server.id)
     line = type(line).get_by_id(line.id)
     assert (line.tax_rate, line.tax_exemption, line.supply) == (Decimal("19.00"), "", "goods")
-    assert events(invoice)[-1].change_map["line"][1].endswith(", VAT 19 %")
+    assert events(invoice)[-1].change_map["line"][1].endswith(", VAT 19 %, goods")
+    # a rate sent along with another product does not keep the last product's supply
+    fresh(invoice).update_line(seller, line.id, product=exam.id, tax_rate="0")
+    line = type(line).get_by_id(line.id)
+    assert (line.tax_rate, line.tax_exemption, line.supply) == (Decimal("0"), "§ 4 Nr. 21 UStG", "services")
 
 
 def test_goods_or_services_come_from_the_product_and_travel_with_the_line(seller):

@@ -19,9 +19,10 @@ LINE_INPUTS = ("product", "description", "quantity", "unit", "unit_price", "disc
 def lines_context(document, kind, endpoint, error=None, error_line=None):
     """What the line table needs: rows, totals, whether it is editable, the catalog."""
     lines = document.line_rows()
-    return {"document": document, "kind": kind, "endpoint": endpoint, "lines": lines,
-            "exempt_net": sum(line.net for line in lines if line.tax_exemption), "totals": totals_of(lines), "editable": document.lines_locked_reason() is None,
-            "locked_reason": document.lines_locked_reason(), "units": UNITS, "supplies": SUPPLIES, "line_error": error,
+    locked = document.lines_locked_reason()
+    return {"document": document, "kind": kind, "endpoint": endpoint, "lines": lines, "totals": totals_of(lines),
+            "exempt_net": sum(line.net for line in lines if line.tax_exemption), "editable": locked is None,
+            "locked_reason": locked, "units": UNITS, "supplies": SUPPLIES, "line_error": error,
             "error_line": error_line}
 
 

@@ -147,7 +147,8 @@ def index():
 EXPORT_COLUMNS = [
     ("SKU", lambda r: r.sku), ("Name", lambda r: r.name), ("Description", lambda r: r.description),
     ("Unit", lambda r: r.unit), ("List price", lambda r: r.list_price), ("Tax rate %", lambda r: r.tax_rate),
-    ("VAT exemption", lambda r: r.tax_exemption), ("Goods or service", lambda r: r.supply), ("Active", lambda r: r.active), ("Created", lambda r: r.created_at),
+    ("VAT exemption", lambda r: r.tax_exemption), ("Goods or service", lambda r: r.supply),
+    ("Active", lambda r: r.active), ("Created", lambda r: r.created_at),
 ]
 
 

@@ -1,5 +1,4 @@
-"""VAT exemptions (EN 16931 category E): a 0 % product or line may name the legal ground of its exemption;
-and whether a product or line supplies goods or services (intra-Community supply K or reverse charge AE)."""
+"""VAT exemptions (EN 16931 category E): a 0 % product or line may name the legal ground of its exemption."""
 from peewee import *  # noqa: F401,F403
 
 TABLES = ('product', 'opportunity_line', 'quote_line', 'order_line', 'invoice_line')
@@ -8,10 +7,8 @@ TABLES = ('product', 'opportunity_line', 'quote_line', 'order_line', 'invoice_li
 def up(migrator, db):
     for table in TABLES:
         migrator.migrate(migrator.add_column(table, 'tax_exemption', CharField(max_length=200, default='')))
-        migrator.migrate(migrator.add_column(table, 'supply', CharField(max_length=8, default='services')))
 
 
 def down(migrator, db):
     for table in TABLES:
         migrator.migrate(migrator.drop_column(table, 'tax_exemption'))
-        migrator.migrate(migrator.drop_column(table, 'supply'))
