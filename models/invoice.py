@@ -5,7 +5,7 @@ from decimal import Decimal
 from peewee import BlobField, CharField, Check, DateField, DateTimeField, ForeignKeyField, IntegerField, TextField
 
 from .base import BaseModel, MoneyField, now, slow_work_outside_lock, today, write_transaction
-from .errors import NotAllowed, NotFound, RuleNotMet
+from .errors import NotAllowed, NotFound, RuleNotMet, ValidationError
 from .history import HistoryEvent, Tracked
 from .lines import HasLines, LineBase
 from .opportunity import Opportunity
@@ -169,7 +169,7 @@ class Invoice(EInvoiceFile, Tracked, HasLines, BaseModel):
         c = Cleaner({"issue_date": issue_date})
         c.date("issue_date", maximum=today() + datetime.timedelta(days=1))
         issued_on = c.raise_if_errors("The invoice could not be issued.").get("issue_date") or today()
-        from .documents import freeze, missing_summary, warm_up
+        from .documents import categories_of, freeze, missing_summary, warm_up
         warm_up()
         with write_transaction():
             deal = Opportunity.get_locked(self.opportunity_id) if sync else None
@@ -185,6 +185,12 @@ class Invoice(EInvoiceFile, Tracked, HasLines, BaseModel):
             missing = self.issue_missing()
             if missing:
                 raise RuleNotMet(f"The invoice is not ready to issue: {missing_summary(missing)}.", missing)
+            delivered = self.order.fulfilled_at
+            if delivered and issued_on < delivered.date() and \
+                    "K" in categories_of(self, Settings.load(logo=False)):
+                raise ValidationError("The invoice could not be issued.", {"issue_date": (
+                    f"Goods sent to another EU country are invoiced once delivered: date the invoice on or after "
+                    f"the delivery, {delivered.date().isoformat()}.")})
             sequence = NumberSequence.next_value(f"invoice-{issued_on.year}")
             self.year, self.sequence = issued_on.year, sequence
             self.number = self.format_number(issued_on.year, sequence)

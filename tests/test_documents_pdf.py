@@ -1,5 +1,6 @@
 """Quote and invoice PDFs (DESIGN.md §2 Documents): content read back with pdftotext, page flow, DRAFT mark,
 frozen bytes, Factur-X (EN 16931) XML checked against the XSD, downloads and the fetcher's refusals."""
+import datetime
 import hashlib
 import json
 import os
@@ -15,9 +16,10 @@ from lxml import etree
 from clients import PASSWORD, HtmxClient
 from builders import (LINE, SECOND_LINE, events, fresh, make_closing, make_draft_invoice, make_lead, make_proposed,
                       make_won_deal, snapshot, win_inputs)
-from models import Account, Contact, CreditNote, HistoryEvent, Invoice, Quote, RuleNotMet, Settings, StaleVersion, User, db
+from models import (Account, Contact, CreditNote, HistoryEvent, Invoice, Quote, RuleNotMet, Settings, StaleVersion,
+                    User, ValidationError, db)
 from models import documents
-from models.base import RETRIES_FOR_SLOW_WORK
+from models.base import RETRIES_FOR_SLOW_WORK, today
 from models.money import format_money
 
 COMPANY = {"company_name": "Falkenberg IT-Systeme GmbH", "address": "Gutenbergstraße 14\n70176 Stuttgart\nGermany",
@@ -703,6 +705,9 @@ def test_goods_to_an_eu_business_are_an_intra_community_supply_invoiced_once_del
         fresh(advance).issue(seller)
     assert "fulfil the order first" in refused.value.message and fresh(advance).status == "draft"
     fresh(deal.order).fulfil(seller)
+    with pytest.raises(ValidationError) as back_dated:  # nor dated before the delivery
+        fresh(advance).issue(seller, issue_date=(today() - datetime.timedelta(days=10)).isoformat())
+    assert "invoiced once delivered" in back_dated.value.fields["issue_date"] and fresh(advance).status == "draft"
     assert fresh(advance).issue(seller)
 
 
