@@ -13,8 +13,8 @@ UNITS = ("piece", "hour", "day", "month", "year", "licence", "user", "kg", "m", 
 # business are reverse charged (Art. 196) and services to a business outside the EU are not taxed here (Art. 44).
 SUPPLIES = (("services", "Service"), ("goods", "Goods"))
 _SUPPLY_WORDS = {"service": "services", "services": "services", "good": "goods", "goods": "goods",
-                 "dienstleistung": "services", "leistung": "services", "ware": "goods", "waren": "goods",
-                 "lieferung": "goods"}
+                 "dienstleistung": "services", "dienstleistungen": "services", "leistung": "services",
+                 "sonstige leistung": "services", "ware": "goods", "waren": "goods", "lieferung": "goods"}
 
 
 def with_supply_read(data):

@@ -262,11 +262,12 @@ def tax_category(rate, seller, buyer, exemption="", supply="services"):
     return "Z"
 
 
-def tax_rows(lines, seller, buyer, categories=None):
+def tax_rows(lines, seller, buyer, categories=None, issued=None):
     """The tax breakdown of documents and e-invoices (EN 16931 BG-23): one row per rate and VAT category,
     with the category's label, the statements the document must make and its exemption reason and code
-    (BT-120/121); exempt lines make one row naming their grounds. `lines`: rows of _line_rows;
-    `categories`: the lines' categories when they are given (a credit note: as its invoice was issued)."""
+    (BT-120/121); exempt lines make one row naming their grounds. `lines`: rows of _line_rows. A credit
+    note gives `categories` (the lines', as its invoice was issued) and `issued` ({category: (reason, code)}
+    of the invoice's breakdown), so that it words each row as the invoice did."""
     groups = {}
     for position, line in enumerate(lines):
         category = categories[position] if categories else \
@@ -293,7 +294,22 @@ def tax_rows(lines, seller, buyer, categories=None):
         if row["category"] == "G" and row["supplies"] == {"services"}:
             row["note"] = SERVICES_OUTSIDE_EU_NOTE
         row.update(reason="; ".join(reasons), code=codes[0] if len(codes) == 1 else "", statements=statements)
+        if issued and row["category"] in issued and row["category"] != "E":
+            row.update(_issued_wording(row["category"], *issued[row["category"]]))
     return rows
+
+
+_CODE_STATEMENT = {code: statement for (reason, code, statement) in EXEMPTION_TEXT.values() if code}
+
+
+def _issued_wording(category, reason, code):
+    """A row's label, statements, reason and code as an issued invoice's breakdown states its category."""
+    statements = [_CODE_STATEMENT[code]] if code in _CODE_STATEMENT else []
+    outside_reason, _, outside_statement = EXEMPTION_TEXT[("G", "services")]
+    if category == "G" and outside_reason in reason:
+        statements.append(outside_statement)
+    note = SERVICES_OUTSIDE_EU_NOTE if category == "G" and code != "VATEX-EU-G" else CATEGORY_NOTE[category]
+    return {"note": note, "statements": statements, "reason": reason, "code": code}
 
 
 # ----- the rule an invoice must meet before it can be issued -------------------------------------
@@ -519,8 +535,12 @@ def credit_note_context(credit, settings, issued_xml):
                                  seller_country)
     categories = [node.text for node in issued_xml.xpath(
         "//ram:SpecifiedLineTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode", namespaces=CII)]
+    issued = {node.findtext("ram:CategoryCode", namespaces=CII): (
+        node.findtext("ram:ExemptionReason", default="", namespaces=CII),
+        node.findtext("ram:ExemptionReasonCode", default="", namespaces=CII))
+        for node in issued_xml.xpath("//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax", namespaces=CII)}
     issued_rows = tax_rows(context["lines"], {"country": seller_country}, buyer,
-                           categories if len(categories) == len(context["lines"]) else None)
+                           categories if len(categories) == len(context["lines"]) else None, issued)
     context.update(customer=customer, tax_rows=issued_rows)
     _with_currency(context, currency)
     context.update(document=credit, invoice=invoice, kind="credit-note", title="Credit note", number=credit.number,

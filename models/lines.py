@@ -190,8 +190,8 @@ class HasLines:
             if product is not None and product.id != line.product_id:  # another product: its VAT, not the last one's
                 if values.get("tax_rate") is None:
                     values["tax_rate"] = product.tax_rate
-                if not values.get("tax_exemption") and values["tax_rate"] == product.tax_rate:
-                    values["tax_exemption"] = product.tax_exemption
+                if not values.get("tax_exemption"):  # its ground at its rate, else none: not the last one's
+                    values["tax_exemption"] = product.tax_exemption if values["tax_rate"] == product.tax_rate else ""
                 if not values.get("supply"):
                     values["supply"] = product.supply
             settle_exemption(values, line.tax_rate, line.tax_exemption)

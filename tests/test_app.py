@@ -50,6 +50,17 @@ def test_sqlite_database_is_migrated_on_start(app):
         assert User.table_exists()
 
 
+def test_the_supplies_migration_takes_a_database_that_has_the_columns_already(app):
+    """Development databases of 2026-11-30 got goods/services from an earlier 0008: 0009 leaves them be."""
+    import importlib
+    from models.schema import runner
+    supplies = importlib.import_module("models.migrations.0009_supplies")
+    with db.connection_context():
+        assert "supply" in {column.name for column in db.get_columns("invoice_line")}
+        supplies.up(runner().migrator, db.obj)  # the columns exist: nothing is added twice
+        assert [column.name for column in db.get_columns("product")].count("supply") == 1
+
+
 def test_cli_create_user_and_db_upgrade(app):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["create-user", "boss@example.com", "--password", "long-enough-1", "--role", "admin"])

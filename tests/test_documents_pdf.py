@@ -738,6 +738,22 @@ def test_services_outside_the_eu_are_labelled_not_taxable_in_the_eu(database, se
     assert "VAT 0 % (not taxable in the EU)" in text and NOT_TAXABLE in text and "export" not in text
 
 
+@pytest.mark.parametrize("issued, note, statements", [
+    pytest.param(("Export outside the EU", "VATEX-EU-G"), "tax-free export", [EXPORT], id="issued as an export"),
+    pytest.param(("Not taxable in the EU: place of supply outside the EU", ""), "not taxable in the EU",
+                 [NOT_TAXABLE], id="issued as services outside the EU"),
+    pytest.param(("Export outside the EU; Not taxable in the EU: place of supply outside the EU", "VATEX-EU-G"),
+                 "tax-free export", [EXPORT, NOT_TAXABLE], id="issued with goods and services"),
+])
+def test_a_credit_note_words_its_rows_as_the_invoice_was_issued(issued, note, statements):
+    """Invoices issued before goods and services were told apart have every line as services now: their
+    credit note takes each row's wording from the invoice's own breakdown, not from today's rule."""
+    line = {"net": Decimal("100.00"), "tax_rate": Decimal(0), "tax_exemption": "", "supply": "services"}
+    row, = documents.tax_rows([line], {"country": "DE"}, {"country": "CH", "vat_id": ""}, ["G"], {"G": issued})
+    assert (row["category"], row["note"], row["statements"], row["reason"], row["code"]) == \
+        ("G", note, statements, issued[0], issued[1])
+
+
 def test_an_invoice_to_a_private_buyer_passes_the_en16931_schematron(database, seller):
     company()
     deal = make_draft_invoice(seller, private_buyer=True, company="")

@@ -1115,6 +1115,10 @@ def test_a_line_given_another_product_takes_its_vat_and_the_history_shows_the_gr
     fresh(invoice).update_line(seller, line.id, product=exam.id, tax_rate="0")
     line = type(line).get_by_id(line.id)
     assert (line.tax_rate, line.tax_exemption, line.supply) == (Decimal("0"), "§ 4 Nr. 21 UStG", "services")
+    # nor the last product's ground: at a rate other than its own, the new product brings none
+    fresh(invoice).update_line(seller, line.id, product=server.id, tax_rate="0")
+    line = type(line).get_by_id(line.id)
+    assert (line.tax_rate, line.tax_exemption, line.supply) == (Decimal("0"), "", "goods")
 
 
 def test_goods_or_services_come_from_the_product_and_travel_with_the_line(seller):

@@ -7,8 +7,9 @@ TABLES = ('product', 'opportunity_line', 'quote_line', 'order_line', 'invoice_li
 
 
 def up(migrator, db):
-    for table in TABLES:
-        migrator.migrate(migrator.add_column(table, 'supply', CharField(max_length=8, default='services')))
+    for table in TABLES:  # (a development database of 2026-11-30 may have the columns from 0008 already)
+        if 'supply' not in {column.name for column in db.get_columns(table)}:
+            migrator.migrate(migrator.add_column(table, 'supply', CharField(max_length=8, default='services')))
 
 
 def down(migrator, db):
