@@ -12,6 +12,7 @@ UNITS = ("piece", "hour", "day", "month", "year", "licence", "user", "kg", "m", 
 # supply (Art. 138 VAT Directive) and goods leaving the EU an exempt export (Art. 146); services to an EU
 # business are reverse charged (Art. 196) and services to a business outside the EU are not taxed here (Art. 44).
 SUPPLIES = (("services", "Service"), ("goods", "Goods"))
+SUPPLY_KEYS = tuple(key for key, _ in SUPPLIES)
 _SUPPLY_WORDS = {"service": "services", "services": "services", "good": "goods", "goods": "goods",
                  "dienstleistung": "services", "dienstleistungen": "services", "leistung": "services",
                  "sonstige leistung": "services", "ware": "goods", "waren": "goods", "lieferung": "goods"}
@@ -24,6 +25,7 @@ def with_supply_read(data):
     if isinstance(raw, str) and raw.strip().lower() in _SUPPLY_WORDS:
         return dict(data, supply=_SUPPLY_WORDS[raw.strip().lower()])
     return data
+
 
 EXEMPTION_RATE_MESSAGE = ("Only an item without VAT can be exempt: set the tax rate to 0 % or leave the "
                           "exemption empty.")
@@ -78,7 +80,7 @@ class Product(Tracked, BaseModel):
         c.money("list_price", required=True)
         c.decimal("tax_rate", 2, required=True, minimum=Decimal(0), maximum=Decimal(100))
         c.text("tax_exemption", 200)
-        c.choice("supply", [key for key, _ in SUPPLIES], required=True)
+        c.choice("supply", SUPPLY_KEYS, required=True)
         c.boolean("active")
         values = c.raise_if_errors("The product could not be saved.")
         return values if partial else settle_exemption(values, None, "")  # an update: see prepare_update

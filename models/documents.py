@@ -274,7 +274,7 @@ def tax_rows(lines, seller, buyer, categories=None, issued=None):
             tax_category(line["tax_rate"], seller, buyer, line["tax_exemption"], line["supply"])
         row = groups.setdefault((Decimal(line["tax_rate"]), category), {
             "rate": Decimal(line["tax_rate"]), "net": Decimal(0), "tax": Decimal(0), "category": category,
-            "note": CATEGORY_NOTE[category], "texts": []})
+            "note": CATEGORY_NOTE[category], "texts": [], "supplies": set()})
         row["net"] += line["net"]
         row["tax"] += line_tax(line["net"], line["tax_rate"])
         if category == "E":
@@ -283,7 +283,7 @@ def tax_rows(lines, seller, buyer, categories=None, issued=None):
             text = EXEMPTION_TEXT.get((category, line["supply"]))
         if text and text not in row["texts"]:
             row["texts"].append(text)
-        row.setdefault("supplies", set()).add(line["supply"])
+        row["supplies"].add(line["supply"])
     rows = [groups[key] for key in sorted(groups)]
     for row in rows:
         reasons, codes, statements = (list(dict.fromkeys(part)) for part in zip(*row["texts"])) \
@@ -350,7 +350,8 @@ def issue_missing(invoice, settings):
 
 def categories_of(invoice, settings):
     """The VAT categories of the invoice's lines."""
-    return {row["category"] for row in tax_rows(_line_rows(invoice), seller_block(settings), customer_party(invoice))}
+    seller, buyer = seller_block(settings), customer_party(invoice)
+    return {tax_category(line.tax_rate, seller, buyer, line.tax_exemption, line.supply) for line in invoice.line_rows()}
 
 
 _FIELD_WORDS = {"company_name": "name", "address": "postal address", "vat_id": "VAT id with its country code",
@@ -533,12 +534,7 @@ def credit_note_context(credit, settings, issued_xml):
     seller_country, buyer, currency = _issued_terms(issued_xml)
     customer = customer_block_of(dict(buyer, attention=(context["customer"] or {}).get("attention", "")),
                                  seller_country)
-    categories = [node.text for node in issued_xml.xpath(
-        "//ram:SpecifiedLineTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode", namespaces=CII)]
-    issued = {node.findtext("ram:CategoryCode", namespaces=CII): (
-        node.findtext("ram:ExemptionReason", default="", namespaces=CII),
-        node.findtext("ram:ExemptionReasonCode", default="", namespaces=CII))
-        for node in issued_xml.xpath("//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax", namespaces=CII)}
+    categories, issued = _issued_tax(issued_xml)
     issued_rows = tax_rows(context["lines"], {"country": seller_country}, buyer,
                            categories if len(categories) == len(context["lines"]) else None, issued)
     context.update(customer=customer, tax_rows=issued_rows)
@@ -839,6 +835,18 @@ def _issued_terms(root):
              "vat_id": text(buyer, "ram:SpecifiedTaxRegistration/ram:ID[@schemeID='VA']")}
     currency = text(root, ".//ram:ApplicableHeaderTradeSettlement/ram:InvoiceCurrencyCode")
     return text(seller, "ram:PostalTradeAddress/ram:CountryID"), party, currency
+
+
+def _issued_tax(root):
+    """(the lines' VAT categories, {category: (exemption reason, reason code)} of the breakdown) as an issued
+    invoice's XML states them."""
+    categories = [node.text for node in root.xpath(
+        "//ram:SpecifiedLineTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode", namespaces=CII)]
+    breakdown = {node.findtext("ram:CategoryCode", namespaces=CII): (
+        node.findtext("ram:ExemptionReason", default="", namespaces=CII),
+        node.findtext("ram:ExemptionReasonCode", default="", namespaces=CII))
+        for node in root.xpath("//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax", namespaces=CII)}
+    return categories, breakdown
 
 
 def credit_note_xml(credit, issued_xml, check_xsd=True):

@@ -5,7 +5,7 @@ from decimal import Decimal
 from peewee import CharField, Check, ForeignKeyField, IntegerField
 
 from .base import BaseModel, MoneyField, Param, PercentField, QuantityField, prepared, write_transaction
-from .catalog import SUPPLIES, Product, settle_exemption, with_supply_read
+from .catalog import SUPPLY_KEYS, Product, settle_exemption, with_supply_read
 from .money import document_totals, line_net, line_tax
 from .validation import Cleaner
 
@@ -71,7 +71,7 @@ class LineBase(BaseModel):
         c.decimal("discount_pct", 2, minimum=Decimal(0), maximum=Decimal(100))
         c.decimal("tax_rate", 2, minimum=Decimal(0), maximum=Decimal(100))
         c.text("tax_exemption", 200)
-        c.choice("supply", [key for key, _ in SUPPLIES])
+        c.choice("supply", SUPPLY_KEYS)
         values = c.raise_if_errors("The line could not be saved.")
         product = values.get("product")
         if not partial:
@@ -82,12 +82,7 @@ class LineBase(BaseModel):
                 values.setdefault("unit", product.unit)
                 if values.get("unit_price") is None:
                     values["unit_price"] = product.list_price
-                if values.get("tax_rate") is None:
-                    values["tax_rate"] = product.tax_rate
-                if not values.get("tax_exemption") and values["tax_rate"] == product.tax_rate:
-                    values["tax_exemption"] = product.tax_exemption  # its rate, so its ground
-                if not values.get("supply"):
-                    values["supply"] = product.supply
+                _take_product_vat(values, product)
             if not values.get("description"):
                 c.fail("description", "Choose a product or describe the item.")
             if values.get("unit_price") is None:
@@ -100,6 +95,17 @@ class LineBase(BaseModel):
                     values[key] = default
             settle_exemption(values, None, "")
         return {k: v for k, v in values.items() if not (partial and v is None and k != "product")}
+
+
+def _take_product_vat(values, product):
+    """The VAT of a line made from (or given) `product`, where `values` do not say it: the product's rate,
+    its exemption ground when the line has the product's rate (else none) and its goods or services."""
+    if values.get("tax_rate") is None:
+        values["tax_rate"] = product.tax_rate
+    if not values.get("tax_exemption"):
+        values["tax_exemption"] = product.tax_exemption if values["tax_rate"] == product.tax_rate else ""
+    if not values.get("supply"):
+        values["supply"] = product.supply
 
 
 def totals_of(lines):
@@ -188,12 +194,7 @@ class HasLines:
                                       {"description": "Choose a product or describe the item."})
             product = values.get("product")
             if product is not None and product.id != line.product_id:  # another product: its VAT, not the last one's
-                if values.get("tax_rate") is None:
-                    values["tax_rate"] = product.tax_rate
-                if not values.get("tax_exemption"):  # its ground at its rate, else none: not the last one's
-                    values["tax_exemption"] = product.tax_exemption if values["tax_rate"] == product.tax_rate else ""
-                if not values.get("supply"):
-                    values["supply"] = product.supply
+                _take_product_vat(values, product)
             settle_exemption(values, line.tax_rate, line.tax_exemption)
             before = _line_summary(line)
             changed = False

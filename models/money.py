@@ -44,6 +44,7 @@ class Totals:
 
     net: Decimal = ZERO
     tax: Decimal = ZERO
+    exempt_net: Decimal = ZERO  # of lines exempt from VAT on a legal ground (within the 0 % breakdown)
     by_rate: dict = field(default_factory=dict)
 
     @property
@@ -64,6 +65,8 @@ def document_totals(lines):
     for line in lines:
         net = line_net(line.quantity, line.unit_price, line.discount_pct)
         totals.add(net, line_tax(net, line.tax_rate), line.tax_rate)
+        if getattr(line, "tax_exemption", ""):
+            totals.exempt_net += net
     totals.by_rate = dict(sorted(totals.by_rate.items()))
     return totals
 

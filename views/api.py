@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException, default_exceptions
 from models import (Account, ApiToken, Contact, CreditNote, DomainError, Invoice, Lead, NotFound, Opportunity, Order,
                     Product, Quote, RuleNotMet, StaleVersion, User)
 from models.validation import text_problem
-from models.catalog import SUPPLIES, UNITS
+from models.catalog import SUPPLY_KEYS, UNITS
 from models.lead import DISQUALIFY_REASONS, RATINGS, SOURCES, STATUSES as LEAD_STATUSES, TIMEFRAMES
 from models.opportunity import COLUMN_LABELS, COLUMNS, LOST_REASONS, REVENUE_MODES, STAGES
 
@@ -196,7 +196,6 @@ OPPORTUNITY_FIELDS = [
 ]
 EXEMPTION_DOC = ("The legal ground of a 0 % item's exemption from VAT (EN 16931 category E), printed on documents; "
                  "empty when the item is not exempt. A tax rate above 0 % ends it.")
-SUPPLY_KEYS = tuple(key for key, _ in SUPPLIES)
 SUPPLY_DOC = ("goods or services: at 0 % to a business in another EU country, goods are an intra-Community supply "
               "(category K) and services reverse charged (AE). Default: services.")
 PRODUCT_FIELDS = [

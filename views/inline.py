@@ -109,6 +109,7 @@ def register_fields(bp, model, kind, prefix, fields, on_saved=None):
         raw = request.form.get(name, "")
         if spec.widget == "checkbox":
             raw = "1" if request.form.get(name) else ""
+        others = {other.name: other.form_value(record) for other in fields if other.name != name}
         try:
             record.update_fields(g.user, expected_version=request.form.get("version"), **{name: raw})
         except StaleVersion as exc:
@@ -123,6 +124,10 @@ def register_fields(bp, model, kind, prefix, fields, on_saved=None):
         if not is_htmx():
             return redirect(url_for(f"{bp.name}.detail", **{f"{kind}_id": fresh.id}))
         extra = _version_oob(kind, fresh)
+        for other in fields:  # a field the model changed along with this one (a raised rate ends an exemption)
+            if other.name in others and other.form_value(fresh) != others[other.name]:
+                extra += render_template("_field.html", record=fresh, spec=other, mode="show", kind=kind,
+                                         prefix=prefix, endpoint=bp.name, error=None, oob=True)
         if on_saved is not None:
             extra += on_saved(fresh)
         return fragment(fresh, spec, "show", extra_html=extra)

@@ -21,7 +21,7 @@ def lines_context(document, kind, endpoint, error=None, error_line=None):
     lines = document.line_rows()
     locked = document.lines_locked_reason()
     return {"document": document, "kind": kind, "endpoint": endpoint, "lines": lines, "totals": totals_of(lines),
-            "exempt_net": sum(line.net for line in lines if line.tax_exemption), "editable": locked is None,
+            "editable": locked is None,
             "locked_reason": locked, "units": UNITS, "supplies": SUPPLIES, "line_error": error,
             "error_line": error_line}
 

@@ -30,17 +30,8 @@ FIELDS = [
 CREATE_FIELDS = ("sku", "name", "unit", "list_price", "tax_rate", "tax_exemption", "supply", "description")
 
 
-
-def _after_field_saved(product):
-    """The head and timeline, and the exemption when the tax rate changed (a rate above 0 % ends it)."""
-    parts = refreshed_parts(product, "products/_head.html")
-    if request.view_args.get("name") == "tax_rate":
-        parts += render_template("_field.html", record=product, spec=FIELDS_BY_NAME["tax_exemption"], mode="show",
-                                 kind="product", prefix="products", endpoint="products", error=None, oob=True)
-    return parts
-
-
-FIELDS_BY_NAME = register_fields(bp, Product, "product", "products", FIELDS, on_saved=_after_field_saved)
+register_fields(bp, Product, "product", "products", FIELDS,
+                on_saved=lambda product: refreshed_parts(product, "products/_head.html"))
 
 
 @bp.get("/products/search")

@@ -68,6 +68,40 @@ def test_add_lines_and_see_totals_change(page, user, screenshot):
     assert page.console_errors == []
 
 
+def test_a_zero_rate_line_takes_its_exemption_and_goods_or_service_in_the_editor(page, user, screenshot):
+    """At 0 % the line editor asks whether goods or a service are supplied and for an exemption's ground;
+    each is saved on change, the tax row says how much is exempt, and raising the rate ends the exemption."""
+    opp = _deal(user)
+    page.goto(f"{page.base}/opportunities/{opp.id}")
+    lines = f"#lines-opportunity-{opp.id}"
+    free = page.locator(f"{lines} .free-line")
+    free.locator('input[name="description"]').fill("Certification exam fee")
+    free.locator('input[name="unit_price"]').fill("250")
+    free.locator('input[name="tax_rate"]').fill("0")
+    free.locator("button").click()
+    page.locator(f"{lines} input[name='tax_exemption']").wait_for()
+    assert page.locator(f"{lines} select[name='supply']").count() == 1  # only the 0 % line asks
+    page.locator(f"{lines} select[name='supply']").select_option("goods")
+    page.wait_for_function(f"document.querySelector('{lines} select[name=supply]').value === 'goods' && "
+                           f"document.querySelector('{lines} select[name=supply] option[selected]')")
+    ground = page.locator(f"{lines} input[name='tax_exemption']")
+    ground.fill("§ 4 Nr. 21 UStG")
+    ground.press("Tab")
+    page.wait_for_function(f"document.querySelector('{lines} tfoot').innerText.includes('of it VAT exempt')")
+    screenshot(page, "panel-lines-exempt")
+    with db.connection_context():
+        line = Opportunity.get_by_id(opp.id).line_rows()[-1]
+        assert (line.supply, line.tax_exemption) == ("goods", "§ 4 Nr. 21 UStG")
+    rate = page.locator(f"{lines} tbody input[name='tax_rate']").last
+    rate.fill("19")
+    rate.press("Tab")
+    page.wait_for_function(f"!document.querySelector('{lines} input[name=tax_exemption]')")
+    with db.connection_context():
+        line = Opportunity.get_by_id(opp.id).line_rows()[-1]
+        assert (line.tax_rate, line.tax_exemption) == (19, "")
+    assert page.console_errors == []
+
+
 def test_line_editor_fits_the_board_panel_on_a_laptop_screen(page, user, screenshot):
     """In the 560 px panel beside the board, every column of the line editor (the remove button too) is
     visible without scrolling sideways, with an 8-digit line net, and a five-digit price, a quantity
