@@ -192,6 +192,7 @@ class Invoice(EInvoiceFile, Tracked, HasLines, BaseModel):
                     f"Goods sent to another EU country are invoiced once delivered: date the invoice on or after "
                     f"the delivery, {delivered.date().isoformat()}.")})
             sequence = NumberSequence.next_value(f"invoice-{issued_on.year}")
+            self._check_dated_in_order(issued_on)
             self.year, self.sequence = issued_on.year, sequence
             self.number = self.format_number(issued_on.year, sequence)
             self.status = "issued"
@@ -206,6 +207,18 @@ class Invoice(EInvoiceFile, Tracked, HasLines, BaseModel):
             if sync:
                 deal.sync_column(actor)
         return True
+
+    def _check_dated_in_order(self, issued_on):
+        """A year's invoice numbers follow their dates (France asks for it, and accountants read gaps in that
+        order as missing invoices): an invoice is not dated before the latest one of its year already issued.
+        Read once the year's number is taken, so two invoices issued at once are checked one after the other."""
+        latest = (Invoice.select(Invoice.number, Invoice.issue_date)
+                  .where(Invoice.year == issued_on.year, Invoice.number.is_null(False), Invoice.id != self.id)
+                  .order_by(Invoice.issue_date.desc(), Invoice.sequence.desc()).first())
+        if latest and issued_on < latest.issue_date:
+            raise ValidationError("The invoice could not be issued.", {"issue_date": (
+                f"Invoice {latest.number} is dated {latest.issue_date.isoformat()}: date this one on that day "
+                f"or later, so that the year's numbers follow their dates.")})
 
     def mark_paid(self, actor, expected_version=None, paid_on=None):
         """Issued -> paid on a date (default today)."""

@@ -168,6 +168,9 @@ ACTIONS = [
     ("order", "canceled", "fulfil", {}, 409, None),
     ("order", "canceled", "invoice", {}, 409, None),
     ("invoice", "draft", "issue", {}, 200, "issued"),
+    ("invoice", "draft", "issue", {"issue_date": "today"}, 200, "issued"),
+    ("invoice", "draft", "issue", {"issue_date": "2999-01-01"}, 422, None),
+    ("invoice", "draft", "issue", {"issue_date": "31.12.2024"}, 422, None),
     ("invoice", "draft", "paid", {"paid_on": "today"}, 409, None),
     ("invoice", "draft", "cancel", {"reason": "Duplicate"}, 200, "canceled"),
     ("invoice", "draft", "cancel", {"reason": ""}, 422, None),
@@ -333,6 +336,32 @@ def test_paid_before_issue_date_is_refused_at_the_date(logged_in, user):
     html = resp.get_data(as_text=True)
     assert resp.status_code == 422
     assert f'id="actions-invoice-{invoice.id}-paid-paid_on-error" role="alert">Paid on: Enter a date from' in html
+
+
+def test_issue_takes_the_invoice_date_from_the_panel_and_keeps_the_years_numbers_in_date_order(logged_in, user):
+    first, second = _make(user, "invoice", "draft"), _make(user, "invoice", "draft")
+    html = logged_in.hx_get(_url(first)).get_data(as_text=True)
+    field = re.search(r'<input id="actions-invoice-\d+-issue-issue_date" name="issue_date" type="date" value="([^"]+)"', html)
+    assert field and field.group(1) == today().isoformat()
+    dated = datetime.date(today().year - 1, 12, 20)  # in the past on any day the test runs
+    resp = logged_in.hx_post(_url(first, "issue"), {"version": str(first.version), "issue_date": dated.isoformat()})
+    assert resp.status_code == 200
+    with db.connection_context():
+        issued = _fresh(first)
+    assert (issued.status, issued.issue_date) == ("issued", dated)
+    earlier = (dated - datetime.timedelta(days=1)).isoformat()
+    before = _state(second)
+    resp = logged_in.hx_post(_url(second, "issue"), {"version": str(second.version), "issue_date": earlier})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert (f'id="actions-invoice-{second.id}-issue-issue_date-error" role="alert">Invoice date: Invoice '
+            f'{issued.number} is dated {dated.isoformat()}: date this one on that day or later') in html
+    assert f'name="issue_date" type="date" value="{earlier}"' in html  # what was typed stays in the field
+    assert _state(second) == before
+    resp = logged_in.hx_post(_url(second, "issue"), {"version": str(second.version), "issue_date": dated.isoformat()})
+    assert resp.status_code == 200
+    with db.connection_context():
+        assert _fresh(second).number > issued.number
 
 
 # ----- what follows an action ----------------------------------------------------------------------

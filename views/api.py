@@ -393,7 +393,9 @@ RESOURCES = [
              filters=[Filter("status", "enum", (Invoice.status,), ("draft", "issued", "paid", "canceled")),
                       Filter("opportunity", "ref", (Invoice.opportunity,))],
              actions=[Action("issue", "Issue the draft: the next number is allocated and the document frozen.",
-                             _same("issue", "issue_date"), [F("issue_date", "date")]),
+                             _same("issue", "issue_date"),
+                             [F("issue_date", "date", doc="Invoice date (default: today; at most tomorrow, and not "
+                                                          "before the latest invoice issued in its year).")]),
                       Action("paid", "Record the payment (default: today).", _same("mark_paid", "paid_on"),
                              [F("paid_on", "date")]),
                       Action("cancel", "Cancel the invoice (an issued one keeps its number and is voided by a "
