@@ -364,6 +364,19 @@ def test_issue_takes_the_invoice_date_from_the_panel_and_keeps_the_years_numbers
         assert _fresh(second).number > issued.number
 
 
+def test_locked_lines_say_goods_or_service_where_the_vat_rate_is_zero(logged_in, user):
+    with db.connection_context():
+        actor = _actor(user)
+        invoice = issuable(make_draft_invoice(actor, lines=[
+            LINE, {"description": "Label printer", "unit_price": "300", "tax_rate": "0", "supply": "goods"},
+            {"description": "Exam fee", "unit_price": "250", "tax_rate": "0", "tax_exemption": "§ 4 Nr. 21 UStG"}]))
+        invoice.issue(actor)
+    html = logged_in.hx_get(_url(invoice)).get_data(as_text=True)
+    assert "Label printer<br><span class=\"muted small\">Goods</span>" in html
+    assert "Exam fee<br><span class=\"muted small\">Service · VAT exempt: § 4 Nr. 21 UStG</span>" in html
+    assert "Consulting day</td>" in html  # a taxed line needs neither
+
+
 # ----- what follows an action ----------------------------------------------------------------------
 def test_revise_shows_the_new_draft_with_its_revisions_related(logged_in, user):
     quote = _make(user, "quote", "active")

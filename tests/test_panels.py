@@ -145,7 +145,7 @@ def test_line_editor_asks_a_zero_rate_line_for_its_exemption_and_keeps_it_to_its
     added = logged_in.hx_post(base, {"description": "Exam fee", "unit_price": "250", "tax_rate": "0",
                                      "version": str(opp.version)})
     assert added.status_code == 200 and added.get_data(as_text=True).count('name="tax_exemption"') == 1
-    assert added.get_data(as_text=True).count('name="supply"') == 1  # goods or services: the VAT of a sale abroad
+    assert added.get_data(as_text=True).count('class="cell-supply"') == 1  # goods or services: the VAT of a sale abroad
     with db.connection_context():
         line = Opportunity.get_by_id(opp.id).line_rows()[-1]
     form = {"description": "Exam fee", "quantity": "1", "unit_price": "250", "discount_pct": "0"}
@@ -163,6 +163,21 @@ def test_line_editor_asks_a_zero_rate_line_for_its_exemption_and_keeps_it_to_its
     refused = logged_in.hx_post(f"{base}/{line.id}", dict(form, tax_rate="19", tax_exemption="§ 4 Nr. 14 UStG",
                                                           version=str(opp.version + 3)))
     assert refused.status_code == 422 and "Only an item without VAT can be exempt" in refused.get_data(as_text=True)
+
+
+def test_free_text_line_is_added_as_goods_or_service(logged_in, user):
+    opp, _ = _deal(user)
+    html = logged_in.hx_get(f"/opportunities/{opp.id}").get_data(as_text=True)
+    assert '<select name="supply" aria-label="Goods or service"' in html  # the free-text form asks
+    added = logged_in.hx_post(f"/opportunities/{opp.id}/lines", {"description": "Label printer", "unit_price": "300",
+                                                                  "tax_rate": "0", "supply": "goods",
+                                                                  "version": str(opp.version)})
+    assert added.status_code == 200 and '<option value="goods" selected>' in added.get_data(as_text=True)
+    with db.connection_context():
+        assert Opportunity.get_by_id(opp.id).line_rows()[-1].supply == "goods"
+    refused = logged_in.hx_post(f"/opportunities/{opp.id}/lines", {"description": "Cable", "unit_price": "3",
+                                                                    "supply": "hardware", "version": str(opp.version + 1)})
+    assert refused.status_code == 422 and "Supply:" in refused.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("data,field", [
