@@ -35,6 +35,7 @@ COUNTRY_NAMES = {
     "IT": "Italy", "LI": "Liechtenstein", "LT": "Lithuania", "LU": "Luxembourg", "LV": "Latvia", "MT": "Malta",
     "NL": "Netherlands", "NO": "Norway", "PL": "Poland", "PT": "Portugal", "RO": "Romania", "SE": "Sweden",
     "SI": "Slovenia", "SK": "Slovakia", "US": "United States", "CA": "Canada", "AU": "Australia", "JP": "Japan",
+    "XI": "Northern Ireland",  # the EU's code for it (VAT ids, EN 16931's country list); the postcode says it too
 }
 COUNTRY_CODES = {name.lower(): code for code, name in COUNTRY_NAMES.items()}
 COUNTRY_CODES.update({"deutschland": "DE", "österreich": "AT", "schweiz": "CH", "uk": "GB", "usa": "US",
@@ -236,11 +237,19 @@ def customer_block_of(party, home_country):
     return dict(party, lines=lines)
 
 
+def in_northern_ireland(party):
+    """Whether an address is in Northern Ireland: every postcode there starts with BT, and the EU's code of it
+    is XI."""
+    country = party.get("country")
+    return country == "XI" or (country == "GB" and (party.get("postal_code") or "").strip().upper().startswith("BT"))
+
+
 def tax_category(rate, seller, buyer, exemption="", supply="services"):
     """EN 16931 VAT category of a line: S above 0 %; at 0 %: E for a line exempt on a legal ground (its
     `exemption`); for a business registered for VAT in another EU country (its VAT id's prefix, the goods
     sent there) K (intra-Community supply, Art. 138) for goods and AE (reverse charge, Art. 196) for
-    services — goods to Northern Ireland (XI) count as intra-Community; for a buyer outside the EU G:
+    services — goods sent to Northern Ireland (a BT postcode, or the country typed as XI) move as within the
+    EU (Windsor Framework): K to a buyer with an XI VAT id, else Z, never an export; for a buyer outside the EU G:
     goods exported (Art. 146), services to a business not taxable in the EU (Art. 44; a category O invoice
     could carry no VAT ids and no other category); Z (zero rated) otherwise, e.g. a private buyer."""
     if Decimal(rate) > 0:
@@ -253,8 +262,9 @@ def tax_category(rate, seller, buyer, exemption="", supply="services"):
         return "Z"
     prefix = (buyer.get("vat_id") or "").strip().upper()[:2]
     registered = VAT_PREFIX_COUNTRY.get(prefix, prefix)
-    if supply == "goods" and prefix == "XI" and abroad == "GB":
-        return "K"
+    if supply == "goods" and in_northern_ireland(buyer):
+        return "K" if prefix == "XI" else "Z"
+    abroad = VAT_PREFIX_COUNTRY.get(abroad, abroad)  # services to Northern Ireland: the United Kingdom's
     if abroad in EU_COUNTRIES:
         return ("K" if supply == "goods" else "AE") if registered in EU_COUNTRIES - {home} else "Z"
     if supply == "goods" or buyer.get("kind") == "account" or prefix:

@@ -970,14 +970,29 @@ def test_the_e_invoice_xml_is_downloaded_alone_from_the_invoice_panel(app, user,
     ("AT", "DE811907980", "goods", "Z", None),  # registered at home: no intra-Community supply
     ("AT", "CHE-123.456.789 MWST", "goods", "Z", None),  # not registered in the EU
     ("GR", "EL094259216", "services", "AE", "VATEX-EU-AE"),  # Greece's VAT ids start with EL
-    ("GB", "XI123456789", "goods", "K", "VATEX-EU-IC"),  # goods to Northern Ireland
-    ("GB", "XI123456789", "services", "G", None),  # services to Northern Ireland: outside the EU
 ])
 def test_zero_rate_category_follows_the_buyer(database, seller, country, vat_id, supply, category, reason):
+    _zero_rate_category_is(seller, dict(country=country, vat_id=vat_id), supply, category, reason)
+
+
+@pytest.mark.parametrize("country, postal_code, vat_id, supply, category, reason", [
+    ("GB", "BT1 5GS", "XI123456789", "goods", "K", "VATEX-EU-IC"),  # goods to Belfast move as within the EU
+    ("XI", "BT1 5GS", "XI123456789", "goods", "K", "VATEX-EU-IC"),  # the country typed as the EU's code
+    ("GB", "BT1 5GS", "", "goods", "Z", None),  # not registered there: not an intra-Community supply, no export
+    ("GB", "SW1A 1AA", "XI123456789", "goods", "G", "VATEX-EU-G"),  # an XI VAT id, goods sent to London: exported
+    ("GB", "BT1 5GS", "XI123456789", "services", "G", None),  # services to Northern Ireland: the UK's
+    ("XI", "BT1 5GS", "XI123456789", "services", "G", None),
+])
+def test_zero_rate_category_of_goods_to_northern_ireland_follows_the_postcode(database, seller, country, postal_code,
+                                                                              vat_id, supply, category, reason):
+    _zero_rate_category_is(seller, dict(country=country, postal_code=postal_code, vat_id=vat_id), supply,
+                           category, reason)
+
+
+def _zero_rate_category_is(seller, customer, supply, category, reason):
     from facturx import xml_check_xsd
     company()
-    invoice = issued_invoice(seller, lines=({**LINE, "tax_rate": "0", "supply": supply},), country=country,
-                             vat_id=vat_id)
+    invoice = issued_invoice(seller, lines=({**LINE, "tax_rate": "0", "supply": supply},), **customer)
     root = etree.fromstring(embedded_xml(bytes(invoice.pdf))[1])
     tax = root.xpath("//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax", namespaces=NS)
     assert [t.findtext("ram:CategoryCode", namespaces=NS) for t in tax] == [category]
