@@ -186,6 +186,20 @@ def test_sixty_lines_flow_over_pages_with_the_header_row_repeated_and_no_line_sp
     assert f"Total {money(quote.totals().gross)}" in last
 
 
+def test_long_notes_run_on_over_the_page_instead_of_leaving_it_blank(database, seller):
+    company()
+    quote = make_proposed(seller, [LINE, SECOND_LINE]).quote_in("draft")
+    clauses = [f"{n}. Clause on delivery, acceptance and warranty of the installed systems, number {n}, with words "
+               "enough to wrap onto a second line of the document." for n in range(1, 25)]
+    Quote.update(notes="\n".join(clauses)).where(Quote.id == quote.id).execute()
+    pdf = documents.render_quote_pdf(fresh(quote), draft=False)
+    assert page_count(pdf) == 2
+    first, second = (one_line(pdftotext(pdf, page)) for page in (1, 2))
+    assert "NOTES" in first and "1. Clause on delivery" in first and "3. Clause on delivery" in first
+    assert "24. Clause on delivery" in second and "Kind regards" in second and "NOTES" not in second
+    assert "Kind regards" not in first
+
+
 def word_boxes(pdf):
     """[(word, x_min, x_max, y_min)] of page 1, in points (pdftotext -bbox)."""
     with tempfile.NamedTemporaryFile(suffix=".pdf") as fh:
