@@ -249,7 +249,8 @@ def tax_category(rate, seller, buyer, exemption="", supply="services"):
     `exemption`); for a business registered for VAT in another EU country (its VAT id's prefix, the goods
     sent there) K (intra-Community supply, Art. 138) for goods and AE (reverse charge, Art. 196) for
     services — goods sent to Northern Ireland (a BT postcode, or the country typed as XI) move as within the
-    EU (Windsor Framework): K to a buyer with an XI VAT id, else Z, never an export; for a buyer outside the EU G:
+    EU (Windsor Framework): K to a buyer with an XI VAT id (or another member state's), else Z, never an export;
+    for a buyer outside the EU G:
     goods exported (Art. 146), services to a business not taxable in the EU (Art. 44; a category O invoice
     could carry no VAT ids and no other category); Z (zero rated) otherwise, e.g. a private buyer."""
     if Decimal(rate) > 0:
@@ -263,7 +264,7 @@ def tax_category(rate, seller, buyer, exemption="", supply="services"):
     prefix = (buyer.get("vat_id") or "").strip().upper()[:2]
     registered = VAT_PREFIX_COUNTRY.get(prefix, prefix)
     if supply == "goods" and in_northern_ireland(buyer):
-        return "K" if prefix == "XI" else "Z"
+        return "K" if prefix == "XI" or registered in EU_COUNTRIES - {home} else "Z"
     abroad = VAT_PREFIX_COUNTRY.get(abroad, abroad)  # services to Northern Ireland: the United Kingdom's
     if abroad in EU_COUNTRIES:
         return ("K" if supply == "goods" else "AE") if registered in EU_COUNTRIES - {home} else "Z"
@@ -352,6 +353,10 @@ def issue_missing(invoice, settings):
         missing[f"{kind}.country"] = f"Enter the two-letter country code of {label} (e.g. DE)."
     if party["vat_id"] and not re.match(r"^[A-Za-z]{2}", party["vat_id"].strip()):
         missing[f"{kind}.vat_id"] = f"Start the VAT id of {label} with its country code (e.g. FR40123456789)."
+    if party["country"] == "GB" and not (party["postal_code"] or "").strip() and any(
+            line.supply == "goods" and not line.tax_rate for line in invoice.line_rows()):
+        missing[f"{kind}.postal_code"] = (f"Enter the postcode of {label}: it tells goods to Northern Ireland (BT), "
+                                          "which move as within the EU, from goods exported to the rest of the UK.")
     if not invoice.order.fulfilled_at and "K" in categories_of(invoice, settings):
         missing["delivery"] = ("Goods to a business in another EU country are invoiced once delivered: fulfil the "
                                "order first (the invoice of an intra-Community supply states its delivery date).")
@@ -366,6 +371,7 @@ def categories_of(invoice, settings):
 
 _FIELD_WORDS = {"company_name": "name", "address": "postal address", "vat_id": "VAT id with its country code",
                 "name": "name", "street": "street address", "city": "city", "country": "country code",
+                "postal_code": "postcode",
                 "currency": "currency code"}
 
 

@@ -168,7 +168,7 @@ class Invoice(EInvoiceFile, Tracked, HasLines, BaseModel):
         """
         c = Cleaner({"issue_date": issue_date})
         c.date("issue_date", maximum=today() + datetime.timedelta(days=1))
-        issued_on = c.raise_if_errors("The invoice could not be issued.").get("issue_date") or today()
+        issued_on = c.raise_if_errors("The invoice could not be issued.").get("issue_date") or self.next_issue_date()
         from .documents import categories_of, freeze, missing_summary, warm_up
         warm_up()
         with write_transaction():
@@ -208,13 +208,26 @@ class Invoice(EInvoiceFile, Tracked, HasLines, BaseModel):
                 deal.sync_column(actor)
         return True
 
+    @classmethod
+    def _latest_of_year(cls, year, but=None):
+        """The year's numbered invoice with the latest date (and of those the highest number), or None."""
+        return (cls.select(cls.id, cls.number, cls.issue_date)
+                .where(cls.year == year, cls.number.is_null(False), cls.id != (but or 0))
+                .order_by(cls.issue_date.desc(), cls.sequence.desc()).first())
+
+    @classmethod
+    def next_issue_date(cls):
+        """The date an invoice issued now gets unless another is given: today, or the date of this year's
+        latest invoice when that one is dated tomorrow (a year's numbers follow their dates)."""
+        day = today()
+        latest = cls._latest_of_year(day.year)
+        return max(day, latest.issue_date) if latest else day
+
     def _check_dated_in_order(self, issued_on):
         """A year's invoice numbers follow their dates (France asks for it, and accountants read gaps in that
         order as missing invoices): an invoice is not dated before the latest one of its year already issued.
         Read once the year's number is taken, so two invoices issued at once are checked one after the other."""
-        latest = (Invoice.select(Invoice.number, Invoice.issue_date)
-                  .where(Invoice.year == issued_on.year, Invoice.number.is_null(False), Invoice.id != self.id)
-                  .order_by(Invoice.issue_date.desc(), Invoice.sequence.desc()).first())
+        latest = self._latest_of_year(issued_on.year, but=self.id)
         if latest and issued_on < latest.issue_date:
             raise ValidationError("The invoice could not be issued.", {"issue_date": (
                 f"Invoice {latest.number} is dated {latest.issue_date.isoformat()}: date this one on that day "

@@ -993,6 +993,7 @@ def test_zero_rate_category_follows_the_buyer(database, seller, country, vat_id,
     ("GB", "BT1 5GS", "XI123456789", "goods", "K", "VATEX-EU-IC"),  # goods to Belfast move as within the EU
     ("XI", "BT1 5GS", "XI123456789", "goods", "K", "VATEX-EU-IC"),  # the country typed as the EU's code
     ("GB", "BT1 5GS", "", "goods", "Z", None),  # not registered there: not an intra-Community supply, no export
+    ("GB", "BT1 5GS", "IE6388047V", "goods", "K", "VATEX-EU-IC"),  # registered in another member state
     ("GB", "SW1A 1AA", "XI123456789", "goods", "G", "VATEX-EU-G"),  # an XI VAT id, goods sent to London: exported
     ("GB", "BT1 5GS", "XI123456789", "services", "G", None),  # services to Northern Ireland: the UK's
     ("XI", "BT1 5GS", "XI123456789", "services", "G", None),
@@ -1001,6 +1002,21 @@ def test_zero_rate_category_of_goods_to_northern_ireland_follows_the_postcode(da
                                                                               vat_id, supply, category, reason):
     _zero_rate_category_is(seller, dict(country=country, postal_code=postal_code, vat_id=vat_id), supply,
                            category, reason)
+
+
+def test_goods_to_the_uk_need_the_postcode_that_tells_northern_ireland(database, seller):
+    company()
+    invoice = make_draft_invoice(seller, lines=({**LINE, "tax_rate": "0", "supply": "goods"},))
+    customer_of(invoice, country="GB", postal_code="", vat_id="XI123456789")
+    before = snapshot(invoice)
+    with pytest.raises(RuleNotMet) as refused:
+        fresh(invoice).issue(seller)
+    assert set(refused.value.fields) == {"account.postal_code"}
+    assert "Northern Ireland (BT)" in refused.value.fields["account.postal_code"]
+    assert "postcode" in refused.value.message
+    assert snapshot(invoice) == before
+    customer_of(invoice, country="GB", postal_code="BT1 5GS", vat_id="XI123456789")
+    assert fresh(invoice).issue(seller) is True
 
 
 def _zero_rate_category_is(seller, customer, supply, category, reason):

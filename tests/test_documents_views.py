@@ -364,6 +364,35 @@ def test_issue_takes_the_invoice_date_from_the_panel_and_keeps_the_years_numbers
         assert _fresh(second).number > issued.number
 
 
+def test_issue_refused_for_missing_e_invoice_data_lists_every_field(logged_in, user):
+    invoice = _make(user, "invoice", "draft")
+    with db.connection_context():
+        Settings.update(vat_id="").execute()
+        Account.update(street="", city="").where(Account.id == invoice.account_id).execute()
+    before = _state(invoice)
+    resp = logged_in.hx_post(_url(invoice, "issue"), {"version": str(invoice.version),
+                                                      "issue_date": today().isoformat()})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and _state(invoice) == before
+    assert "The invoice is not ready to issue" in html
+    for field, label in (("settings.vat_id", "Company VAT id"), ("account.street", "Customer street"),
+                         ("account.city", "Customer city")):
+        assert f'<li data-field="{field}"><strong>{label}:</strong> Enter ' in html
+    assert f'name="issue_date" type="date" value="{today().isoformat()}"' in html  # the date stays
+
+
+def test_an_invoice_dated_tomorrow_moves_the_default_date_of_the_next(logged_in, user):
+    first, second = _make(user, "invoice", "draft"), _make(user, "invoice", "draft")
+    tomorrow = today() + datetime.timedelta(days=1)
+    assert logged_in.hx_post(_url(first, "issue"), {"version": str(first.version),
+                                                    "issue_date": tomorrow.isoformat()}).status_code == 200
+    html = logged_in.hx_get(_url(second)).get_data(as_text=True)
+    assert f'name="issue_date" type="date" value="{tomorrow.isoformat()}"' in html
+    with db.connection_context():  # issued without a date (the board's move, the API): dated after the first
+        assert _fresh(second).issue(_actor(user)) is True
+        assert _fresh(second).issue_date == (tomorrow if tomorrow.year == today().year else today())
+
+
 def test_locked_lines_say_goods_or_service_where_the_vat_rate_is_zero(logged_in, user):
     with db.connection_context():
         actor = _actor(user)

@@ -27,7 +27,8 @@ def invoice_actions(invoice):
     possible = invoice.possible_actions()
     if "issue" in possible:
         actions.append(Action("issue", "Issue", "invoices.issue", "primary", "inline", submit="Issue",
-                              inputs=[Input("issue_date", "Invoice date", "date", today().isoformat(), True)]))
+                              inputs=[Input("issue_date", "Invoice date", "date", Invoice.next_issue_date().isoformat(),
+                                            True)]))
     if "paid" in possible:
         actions.append(Action("paid", "Mark paid", "invoices.mark_paid", "primary", "inline", submit="Mark paid",
                               inputs=[Input("paid_on", "Paid on", "date", today().isoformat(), True)]))
