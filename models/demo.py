@@ -40,6 +40,8 @@ COMPANY = {
     "company_name": "Falkenberg IT-Systeme GmbH",
     "address": "Gutenbergstraße 14\n70176 Stuttgart\nGermany",
     "vat_id": "DE287654321",
+    "company_register": "Amtsgericht Stuttgart, HRB 765432",
+    "legal_info": "Managing directors: Jana Falkenberg, Tim Berger",
     "email": "info@falkenberg-it.de",
     "phone": "+49 711 2250480",
     "bank_details": "Commerzbank AG\nIBAN DE89 3704 0044 0532 0130 00\nBIC COBADEFFXXX",

@@ -191,11 +191,25 @@ def _decimal_text(value, places=2):
 # ----- parties ------------------------------------------------------------------------------
 
 def seller_country(settings):
-    """The seller's ISO country: the prefix of its VAT id (EL is Greece, XI Northern Ireland)."""
+    """The seller's ISO country: the prefix of its VAT id (EL is Greece, XI Northern Ireland), or without a
+    VAT id the last line of its address when that names a country (Germany, DE)."""
     vat = (settings.vat_id or "").strip().upper()
     if re.match(r"^[A-Z]{2}", vat):
         return VAT_PREFIX_COUNTRY.get(vat[:2], vat[:2])
-    return None
+    if vat:
+        return None
+    return _address_country(settings.address)
+
+
+def _address_country(address):
+    """The country the last line of a postal address names (a country name or a two-letter code), or None."""
+    lines = [line.strip() for line in (address or "").splitlines() if line.strip()]
+    if not lines:
+        return None
+    last = lines[-1]
+    if re.fullmatch(r"[A-Za-z]{2}", last):
+        return last.upper()
+    return COUNTRY_CODES.get(last.lower())
 
 
 def seller_block(settings):
@@ -205,6 +219,8 @@ def seller_block(settings):
         logo = f"data:{settings.logo_mime};base64,{base64.b64encode(bytes(settings.logo)).decode('ascii')}"
     address = [line.strip() for line in (settings.address or "").splitlines() if line.strip()]
     return {"name": settings.company_name, "address": address, "vat_id": settings.vat_id, "email": settings.email,
+            "tax_number": settings.tax_number, "register": settings.company_register,
+            "legal": [line.strip() for line in (settings.legal_info or "").splitlines() if line.strip()],
             "phone": settings.phone, "logo": logo, "country": seller_country(settings),
             "bank": [line.strip() for line in (settings.bank_details or "").splitlines() if line.strip()]}
 
@@ -332,10 +348,18 @@ def issue_missing(invoice, settings):
         missing["settings.company_name"] = "Enter your company name in the settings."
     if not (settings.address or "").strip():
         missing["settings.address"] = "Enter your company's postal address in the settings."
-    if not (settings.vat_id or "").strip():
-        missing["settings.vat_id"] = "Enter your company's VAT id in the settings (e.g. DE123456789)."
-    elif seller_country(settings) is None:
+    vat_id, tax_number = (settings.vat_id or "").strip(), (settings.tax_number or "").strip()
+    if not vat_id and not tax_number:
+        missing["settings.vat_id"] = ("Enter your company's VAT id (e.g. DE123456789) or its tax number in the "
+                                      "settings.")
+    elif vat_id and seller_country(settings) is None:
         missing["settings.vat_id"] = "Start your company's VAT id with its country code (e.g. DE123456789)."
+    elif not vat_id and seller_country(settings) is None and (settings.address or "").strip():
+        missing["settings.address"] = ("End your company's address in the settings with its country (e.g. "
+                                       "Germany): without a VAT id, the e-invoice takes the country from there.")
+    if not vat_id and "settings.vat_id" not in missing and categories_of(invoice, settings) & {"K", "AE", "G"}:
+        missing["settings.vat_id"] = ("Enter your company's VAT id in the settings (e.g. DE123456789): a sale "
+                                      "without VAT abroad is invoiced with it.")
     currency = currency_problem(settings.currency)  # (the app refuses such a CURRENCY at start)
     if currency:
         missing["settings.currency"] = currency
@@ -369,7 +393,7 @@ def categories_of(invoice, settings):
     return {tax_category(line.tax_rate, seller, buyer, line.tax_exemption, line.supply) for line in invoice.line_rows()}
 
 
-_FIELD_WORDS = {"company_name": "name", "address": "postal address", "vat_id": "VAT id with its country code",
+_FIELD_WORDS = {"company_name": "name", "address": "postal address", "vat_id": "VAT id",
                 "name": "name", "street": "street address", "city": "city", "country": "country code",
                 "postal_code": "postcode",
                 "currency": "currency code"}
@@ -472,10 +496,13 @@ def page_fit(seller):
     (long bank lines), which is never cut at the page's edge. A name and address too long even then are set
     smaller."""
     name_lines = _lines_in(seller["name"], "8.5", 66)
-    contact_lines = bool(seller["phone"] or seller["email"]) + bool(seller["vat_id"])
+    contact_lines = bool(seller["phone"] or seller["email"]) + bool(seller["vat_id"] or seller["tax_number"])
     footer_lines = max(
-        _lines_in(seller["name"], "7", 45) + _lines_in(", ".join(seller["address"]), "7", 45),
-        sum(_lines_in(text, "7", 45) for text in (seller["phone"], seller["email"], seller["vat_id"]) if text),
+        _lines_in(seller["name"], "7", 45) + _lines_in(", ".join(seller["address"]), "7", 45)
+        + sum(_lines_in(text, "7", 45) for text in [seller["register"], *seller["legal"]] if text),
+        sum(_lines_in(text, "7", 45) for text in (seller["phone"], seller["email"], seller["vat_id"] and
+                                                  f"VAT ID {seller['vat_id']}", seller["tax_number"] and
+                                                  f"Tax no. {seller['tax_number']}") if text),
         sum(_lines_in(line, "7", 45) for line in seller["bank"]))
     footer_mm = Decimal("8.7") + footer_lines * Decimal("3.58") + 2  # padding, rule, lines of 7 pt × 1.45
     block_lines = name_lines + len(seller["address"])
@@ -806,7 +833,18 @@ def _seller_party(settings, country):
             extra.append(line)
     if not city and extra:
         city = extra.pop()
-    return _party_dict(settings.company_name, country, street, postal, city, settings.vat_id, extra[:2])
+    party = _party_dict(settings.company_name, country, street, postal, city, settings.vat_id, extra[:2])
+    tax_number, register = (settings.tax_number or "").strip(), (settings.company_register or "").strip()
+    if tax_number:
+        party["tax_identifier"] = tax_number  # BT-32
+    if register:
+        party["legal_identifier"] = register  # BT-30
+    legal = "; ".join(line.strip() for line in (settings.legal_info or "").splitlines() if line.strip())
+    if legal:
+        party["legal_info"] = legal  # BT-33
+    if tax_number and not settings.vat_id and not register:
+        party["identifiers"] = {None: tax_number}  # BR-CO-26: the seller identified (BT-29) by its tax number
+    return party
 
 
 def facturx_xml(invoice, settings, check_xsd=True):

@@ -9,8 +9,8 @@ from .base import BaseModel, first, is_postgres, prepared
 from .errors import ValidationError
 from .money import currency_problem
 
-SETTINGS_LIMITS = {"company_name": 200, "address": 1000, "vat_id": 40, "bank_details": 500,
-                   "payment_terms_text": 500, "email": 254, "phone": 40}
+SETTINGS_LIMITS = {"company_name": 200, "address": 1000, "vat_id": 40, "tax_number": 40, "company_register": 120,
+                   "legal_info": 240, "bank_details": 500, "payment_terms_text": 500, "email": 254, "phone": 40}
 # The installation's one currency (the app's CURRENCY, set by create_app): screens and documents print it.
 _installation = {"currency": "EUR"}
 
@@ -20,8 +20,10 @@ def use_currency(code):
     _installation["currency"] = code
 
 
-SETTINGS_LINES = {"address": 5, "bank_details": 4}  # what fits the documents' letterhead and footer
-SETTINGS_TEXT = ("company_name", "address", "vat_id", "bank_details", "payment_terms_text")
+SETTINGS_LINES = {"address": 5, "bank_details": 4, "legal_info": 2}  # what fits the letterhead and footer
+SETTINGS_TEXT = ("company_name", "address", "vat_id", "tax_number", "company_register", "legal_info",
+                 "bank_details", "payment_terms_text")
+SETTINGS_MULTILINE = ("address", "legal_info", "bank_details", "payment_terms_text")
 SETTINGS_DAYS = {"quote_validity_days": (1, 3650), "payment_terms_days": (0, 3650),
                  "rot_days_develop": (1, 365), "rot_days_propose": (1, 365), "rot_days_close": (1, 365)}
 LOGO_MAX_BYTES = 512 * 1024
@@ -35,6 +37,9 @@ class Settings(BaseModel):
     company_name = CharField(max_length=200, default="My Company")
     address = TextField(default="")
     vat_id = CharField(max_length=40, default="")
+    tax_number = CharField(max_length=40, default="")  # the tax office's number (EN 16931 BT-32), e.g. 93815/08152
+    company_register = CharField(max_length=120, default="")  # register court and number (BT-30)
+    legal_info = TextField(default="")  # what the law asks business letters to state, e.g. managing directors (BT-33)
     email = CharField(max_length=254, default="")
     phone = CharField(max_length=40, default="")
     bank_details = TextField(default="")
@@ -145,7 +150,7 @@ class Settings(BaseModel):
         c = Cleaner(data)
         for name in SETTINGS_TEXT:
             c.text(name, SETTINGS_LIMITS[name], required=name == "company_name",
-                   multiline=name in ("address", "bank_details", "payment_terms_text"))
+                   multiline=name in SETTINGS_MULTILINE)
         c.email("email")
         c.phone("phone")
         for name, (low, high) in SETTINGS_DAYS.items():

@@ -494,7 +494,10 @@ def test_product_panel_counts_open_opportunity_lines(logged_in, user):
 # ----- settings -------------------------------------------------------------------------------------------
 
 SETTINGS_FORM = {"company_name": "Falkenberg IT GmbH", "address": "Gutenbergstraße 14\n70176 Stuttgart",
-                 "vat_id": "DE287654321", "email": "info@falkenberg.example", "phone": "+49 711 225",
+                 "vat_id": "DE287654321", "tax_number": "93815/08152",
+                 "company_register": "Amtsgericht Stuttgart, HRB 765432",
+                 "legal_info": "Managing directors: Jana Falk, Tim Berg", "email": "info@falkenberg.example",
+                 "phone": "+49 711 225",
                  "bank_details": "IBAN DE89 3704 0044 0532 0130 00", "currency": "usd",  # ignored: CURRENCY rules
                  "quote_validity_days": "45", "payment_terms_days": "14",
                  "payment_terms_text": "Payable within 14 days.", "rot_days_develop": "21",
@@ -554,6 +557,8 @@ def test_settings_saved_by_a_manager_or_admin(client, role):
     assert (s.quote_validity_days, s.payment_terms_days) == (45, 14)
     assert (s.rot_days_develop, s.rot_days_propose, s.rot_days_close) == (21, 12, 5)
     assert s.address == "Gutenbergstraße 14\n70176 Stuttgart"
+    assert (s.tax_number, s.company_register, s.legal_info) == (
+        "93815/08152", "Amtsgericht Stuttgart, HRB 765432", "Managing directors: Jana Falk, Tim Berg")
     events = _events("settings", s.id)
     assert len(events) == 1 and events[0].change_map["quote_validity_days"] == [30, 45]
     again = client.form_post("/settings", dict(SETTINGS_FORM))
@@ -569,6 +574,9 @@ def test_settings_saved_by_a_manager_or_admin(client, role):
     ("phone", "ring ring", "Enter a phone number"),
     ("address", "Street 1\nBuilding 2\nFloor 3\n12345 Town\nRegion\nCountry", "At most 5 lines"),
     ("bank_details", "Bank\nIBAN DE89 3704 0044 0532 0130 00\nBIC COBADEFFXXX\nHolder\nBranch", "At most 4 lines"),
+    ("legal_info", "Managing directors: A, B\nRegistered office: Stuttgart\nShare capital: 25,000", "At most 2 lines"),
+    ("tax_number", "9" * 41, "At most 40 characters"),
+    ("company_register", "HRB " * 31, "At most 120 characters"),
     ("quote_validity_days", "0", "Enter a number from 1 to 3650"),
     ("quote_validity_days", "abc", "Enter a whole number"),
     ("payment_terms_days", "-1", "Enter a number from 0 to 3650"),

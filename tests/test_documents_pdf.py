@@ -255,6 +255,21 @@ def test_a_long_company_block_and_footer_stay_clear_of_the_address_window_and_th
     assert texts and texts[0][2] < next(b for b in bottom_words if b[0] == "Baden-Württembergische")[1]
 
 
+def test_the_longest_register_and_legal_lines_stay_above_the_page_edge(database, seller):
+    """A long register entry and two long lines of legal information under a long address, and a tax number
+    beside the VAT id: the footer grows upwards, all of it printed, none of it cut at the bottom."""
+    company(**LONG_COMPANY, tax_number="93815/08152",
+            company_register="Amtsgericht Stuttgart, HRA 765432 (Komplementärin: Falkenberg Verwaltungs-GmbH, "
+                             "Amtsgericht Stuttgart, HRB 123456)",
+            legal_info="Geschäftsführer der Komplementärin: Jana Falkenberg, Tim Berger, Dr. Annette "
+                       "Schmidt-Hohenstein\nSitz der Gesellschaft: Stuttgart-Feuerbach, Registergericht Stuttgart")
+    pdf = documents.render_pdf(make_proposed(seller).quote_in("draft"))
+    boxes = word_boxes(pdf)
+    assert {"HRB", "Schmidt-Hohenstein", "Registergericht", "93815/08152"} <= {b[0] for b in boxes if b[3] > 650}
+    assert max(b[3] for b in boxes) < 841.89 - 15  # above the edge (5 mm)
+    assert page_count(pdf) == 1
+
+
 def test_the_description_keeps_its_width_when_every_number_column_is_wide(database, seller):
     """Billions, 999,999 pieces, discounts, two VAT rates and long units at once: the number columns are not
     allowed to squeeze the description (its words were split mid-word); the table is set smaller instead."""
@@ -1002,6 +1017,66 @@ def test_zero_rate_category_of_goods_to_northern_ireland_follows_the_postcode(da
                                                                               vat_id, supply, category, reason):
     _zero_rate_category_is(seller, dict(country=country, postal_code=postal_code, vat_id=vat_id), supply,
                            category, reason)
+
+
+def _seller_party_xml(invoice):
+    root = etree.fromstring(embedded_xml(bytes(invoice.pdf))[1])
+    return root.xpath("//ram:SellerTradeParty", namespaces=NS)[0]
+
+
+def test_a_company_without_a_vat_id_invoices_with_its_tax_number(database, seller):
+    from facturx import xml_check_xsd
+    invoice = make_draft_invoice(seller)
+    customer_of(invoice)
+    company(vat_id="", tax_number="93815/08152")  # (after the builder, which gives the company a VAT id)
+    fresh(invoice).issue(seller)
+    invoice = fresh(invoice)
+    party = _seller_party_xml(invoice)
+    assert party.findtext("ram:SpecifiedTaxRegistration/ram:ID[@schemeID='FC']", namespaces=NS) == "93815/08152"
+    assert party.xpath("ram:SpecifiedTaxRegistration/ram:ID[@schemeID='VA']", namespaces=NS) == []
+    assert party.findtext("ram:ID", namespaces=NS) == "93815/08152"  # BR-CO-26: the seller is identified
+    assert party.findtext("ram:PostalTradeAddress/ram:CountryID", namespaces=NS) == "DE"  # from the address
+    xml = embedded_xml(bytes(invoice.pdf))[1]
+    assert xml_check_xsd(xml, flavor="factur-x", level="en16931") and schematron_failures(xml) == []
+    text = one_line(pdftotext(bytes(invoice.pdf)))
+    assert "Tax no. 93815/08152" in text and "VAT ID" not in text.replace("Your VAT ID", "")
+
+
+@pytest.mark.parametrize("settings, lines, field, words", [
+    ({"vat_id": "", "tax_number": ""}, (LINE,), "settings.vat_id", "VAT id (e.g. DE123456789) or its tax number"),
+    ({"vat_id": "", "tax_number": "93815/08152", "address": "Gutenbergstraße 14\n70176 Stuttgart"}, (LINE,),
+     "settings.address", "with its country"),
+    ({"vat_id": "", "tax_number": "93815/08152"}, ({**LINE, "tax_rate": "0", "supply": "goods"},),
+     "settings.vat_id", "a sale without VAT abroad is invoiced with it"),
+])
+def test_issue_asks_for_the_vat_id_or_tax_number_the_e_invoice_needs(database, seller, settings, lines, field,
+                                                                      words):
+    invoice = make_draft_invoice(seller, lines=lines)
+    customer_of(invoice, country="AT", vat_id="ATU71234589")
+    company(**settings)
+    before = snapshot(invoice)
+    with pytest.raises(RuleNotMet) as refused:
+        fresh(invoice).issue(seller)
+    assert set(refused.value.fields) == {field} and words in refused.value.fields[field]
+    assert snapshot(invoice) == before
+
+
+def test_register_and_legal_information_in_the_footer_and_the_e_invoice(database, seller):
+    company(company_register="Amtsgericht Stuttgart, HRB 765432",
+            legal_info="Managing directors: Jana Falkenberg, Tim Berger\nRegistered office: Stuttgart")
+    quote = make_proposed(seller, [LINE]).quote_in("draft")
+    footer = one_line(pdftotext(documents.render_quote_pdf(quote, draft=False)))
+    for text in ("Amtsgericht Stuttgart, HRB 765432", "Managing directors: Jana Falkenberg, Tim Berger",
+                 "Registered office: Stuttgart"):
+        assert text in footer
+    invoice = issued_invoice(seller)
+    assert schematron_failures(embedded_xml(bytes(invoice.pdf))[1]) == []
+    party = _seller_party_xml(invoice)
+    assert party.findtext("ram:SpecifiedLegalOrganization/ram:ID", namespaces=NS) == \
+        "Amtsgericht Stuttgart, HRB 765432"  # BT-30
+    assert party.findtext("ram:Description", namespaces=NS) == \
+        "Managing directors: Jana Falkenberg, Tim Berger; Registered office: Stuttgart"  # BT-33
+    assert party.findtext("ram:ID", namespaces=NS) is None  # identified by its VAT id and register
 
 
 def test_goods_to_the_uk_need_the_postcode_that_tells_northern_ireland(database, seller):

@@ -10,12 +10,14 @@ from .common import error_response, render
 bp = Blueprint("settings", __name__)
 
 EDITOR_ROLES = ("manager", "admin")
-FIELD_LABELS = {"company_name": "Company name", "address": "Address", "vat_id": "VAT id", "email": "Email",
+FIELD_LABELS = {"company_name": "Company name", "address": "Address", "vat_id": "VAT id", "tax_number": "Tax number",
+                "company_register": "Company register", "legal_info": "Legal information", "email": "Email",
                 "phone": "Phone", "bank_details": "Bank details", "logo": "Logo", "currency": "Currency",
                 "quote_validity_days": "Quotes valid for", "payment_terms_days": "Payment due after",
                 "payment_terms_text": "Payment terms text", "rot_days_develop": "Rotting in Develop",
                 "rot_days_propose": "Rotting in Propose", "rot_days_close": "Rotting in Close"}
-FORM_FIELDS = ("company_name", "address", "vat_id", "email", "phone", "bank_details",
+FORM_FIELDS = ("company_name", "address", "vat_id", "tax_number", "company_register", "legal_info", "email", "phone",
+               "bank_details",
                "payment_terms_text") + tuple(SETTINGS_DAYS)  # the currency is the app's CURRENCY
 
 

@@ -80,9 +80,9 @@ def test_a_zero_rate_line_takes_its_exemption_and_goods_or_service_in_the_editor
     free.locator('input[name="tax_rate"]').fill("0")
     free.locator("button").click()
     page.locator(f"{lines} input[name='tax_exemption']").wait_for()
-    assert page.locator(f"{lines} select[name='supply']").count() == 1  # only the 0 % line asks
-    page.locator(f"{lines} select[name='supply']").select_option("goods")
-    page.locator(f"{lines} select[name='supply'] option[value='goods'][selected]").wait_for(state="attached")
+    assert page.locator(f"{lines} select.cell-supply").count() == 1  # only the 0 % line asks (and the add form)
+    page.locator(f"{lines} select.cell-supply").select_option("goods")
+    page.locator(f"{lines} select.cell-supply option[value='goods'][selected]").wait_for(state="attached")
     ground = page.locator(f"{lines} input[name='tax_exemption']")
     ground.fill("§ 4 Nr. 21 UStG")
     ground.press("Tab")
