@@ -1,7 +1,7 @@
 """The company's tax number (when it has no VAT id, or beside it), its register entry and the legal
 information business letters must state (managing directors, registered office): printed in the documents'
 footer and written to the e-invoice (EN 16931 BT-32, BT-30, BT-33)."""
-from peewee import *  # noqa: F401,F403
+from peewee import CharField, TextField
 
 COLUMNS = {'tax_number': CharField(max_length=40, default=''),
            'company_register': CharField(max_length=120, default=''),
