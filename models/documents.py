@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from .base import done_outside_lock, today
 from .money import currency_problem, format_money, line_tax
+from .party import COUNTRY_CODES_ISO
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEMPLATES_DIR = os.path.join(ROOT, "templates")
@@ -207,9 +208,8 @@ def _address_country(address):
     if not lines:
         return None
     last = lines[-1]
-    if re.fullmatch(r"[A-Za-z]{2}", last):
-        return last.upper()
-    return COUNTRY_CODES.get(last.lower())
+    code = COUNTRY_CODES.get(last.lower()) or last.upper()  # a name (Germany, UK) or a code (DE)
+    return code if code in COUNTRY_CODES_ISO else None
 
 
 def seller_block(settings):
@@ -341,6 +341,17 @@ def _issued_wording(category, reason, code):
 
 # ----- the rule an invoice must meet before it can be issued -------------------------------------
 
+_NO_VAT_ID_OR_TAX_NUMBER = "Enter your company's VAT id (e.g. DE123456789) or its tax number in the settings."
+_VAT_ID_PREFIX = "Start your company's VAT id with its country code (e.g. DE123456789)."
+_ADDRESS_COUNTRY = ("End your company's address in the settings with its country (e.g. Germany): without a VAT "
+                    "id, the e-invoice takes the country from there.")
+_VAT_ID_ABROAD = ("Enter your company's VAT id in the settings (e.g. DE123456789): a sale without VAT abroad is "
+                  "invoiced with it.")
+# what the one-sentence refusal calls these (a field's words otherwise: _FIELD_WORDS)
+_MESSAGE_WORDS = {_NO_VAT_ID_OR_TAX_NUMBER: "VAT id or tax number", _VAT_ID_PREFIX: "VAT id's country code",
+                  _ADDRESS_COUNTRY: "country at the end of the postal address", _VAT_ID_ABROAD: "VAT id"}
+
+
 def issue_missing(invoice, settings):
     """What the e-invoice (EN 16931) needs from the settings and the customer (field -> message)."""
     missing = {}
@@ -350,16 +361,13 @@ def issue_missing(invoice, settings):
         missing["settings.address"] = "Enter your company's postal address in the settings."
     vat_id, tax_number = (settings.vat_id or "").strip(), (settings.tax_number or "").strip()
     if not vat_id and not tax_number:
-        missing["settings.vat_id"] = ("Enter your company's VAT id (e.g. DE123456789) or its tax number in the "
-                                      "settings.")
+        missing["settings.vat_id"] = _NO_VAT_ID_OR_TAX_NUMBER
     elif vat_id and seller_country(settings) is None:
-        missing["settings.vat_id"] = "Start your company's VAT id with its country code (e.g. DE123456789)."
+        missing["settings.vat_id"] = _VAT_ID_PREFIX
     elif not vat_id and seller_country(settings) is None and (settings.address or "").strip():
-        missing["settings.address"] = ("End your company's address in the settings with its country (e.g. "
-                                       "Germany): without a VAT id, the e-invoice takes the country from there.")
+        missing["settings.address"] = _ADDRESS_COUNTRY
     if not vat_id and "settings.vat_id" not in missing and categories_of(invoice, settings) & {"K", "AE", "G"}:
-        missing["settings.vat_id"] = ("Enter your company's VAT id in the settings (e.g. DE123456789): a sale "
-                                      "without VAT abroad is invoiced with it.")
+        missing["settings.vat_id"] = _VAT_ID_ABROAD
     currency = currency_problem(settings.currency)  # (the app refuses such a CURRENCY at start)
     if currency:
         missing["settings.currency"] = currency
@@ -373,8 +381,8 @@ def issue_missing(invoice, settings):
         missing[f"{kind}.street"] = f"Enter the street address of {label}."
     if not (party["city"] or "").strip():
         missing[f"{kind}.city"] = f"Enter the city of {label}."
-    if not re.fullmatch(r"[A-Z]{2}", party["country"] or ""):
-        missing[f"{kind}.country"] = f"Enter the two-letter country code of {label} (e.g. DE)."
+    if party["country"] not in COUNTRY_CODES_ISO:
+        missing[f"{kind}.country"] = f"Enter the two-letter country code of {label} (e.g. DE; GB for the UK)."
     if party["vat_id"] and not re.match(r"^[A-Za-z]{2}", party["vat_id"].strip()):
         missing[f"{kind}.vat_id"] = f"Start the VAT id of {label} with its country code (e.g. FR40123456789)."
     if party["country"] == "GB" and not (party["postal_code"] or "").strip() and any(
@@ -405,7 +413,8 @@ def missing_summary(missing):
     for field, message in missing.items():
         record, _, name = field.partition(".")
         if name:
-            groups.setdefault(record, []).append(_FIELD_WORDS.get(name, name.replace("_", " ")))
+            groups.setdefault(record, []).append(
+                _MESSAGE_WORDS.get(message) or _FIELD_WORDS.get(name, name.replace("_", " ")))
         else:
             other.append(message.rstrip("."))
     owners = {"settings": "the company settings need", "account": "the customer's account needs",

@@ -9,17 +9,35 @@ from .access import owned
 
 COUNTRY_DEFAULT = "DE"
 
+# ISO 3166-1 alpha-2 codes as EN 16931 takes them (its country code list, with XI for Northern Ireland):
+# a country an e-invoice can name
+COUNTRY_CODES_ISO = frozenset((
+    "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT "
+    "BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH "
+    "ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT "
+    "HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS "
+    "LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI "
+    "NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG "
+    "SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG "
+    "UM US UY UZ VA VC VE VG VI VN VU WF WS XI YE YT ZA ZM ZW "
+).split())
+_NOT_CODES = {"UK": "the United Kingdom's is GB", "EL": "Greece's is GR (EL is its VAT prefix)"}
+
 
 def _clean_country(c):
     """A two-letter country code (ISO 3166), stored upper-case: documents and e-invoices need it so."""
     c.text("country", 2)
     country = c.values.get("country")
     if country:
+        code = country.upper()
         if len(country) != 2 or not country.isascii() or not country.isalpha():
             del c.values["country"]
             c.fail("country", "Use a two-letter country code such as DE.")
+        elif code not in COUNTRY_CODES_ISO:
+            del c.values["country"]
+            c.fail("country", f"{code} is not a country code: {_NOT_CODES.get(code, 'use one such as DE, AT or GB')}.")
         else:
-            c.values["country"] = country.upper()
+            c.values["country"] = code
 
 
 def _deals(field_name, record, limit=50):

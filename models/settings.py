@@ -21,6 +21,8 @@ def use_currency(code):
 
 
 SETTINGS_LINES = {"address": 5, "bank_details": 4, "legal_info": 2}  # what fits the letterhead and footer
+_PRINTED_IN = {"address": "the letterhead and the footer", "bank_details": "the footer",
+               "legal_info": "the footer"}
 SETTINGS_TEXT = ("company_name", "address", "vat_id", "tax_number", "company_register", "legal_info",
                  "bank_details", "payment_terms_text")
 SETTINGS_MULTILINE = ("address", "legal_info", "bank_details", "payment_terms_text")
@@ -159,8 +161,7 @@ class Settings(BaseModel):
         errors = dict(c.errors)
         for name, most in SETTINGS_LINES.items():
             if name in values and len([line for line in values[name].splitlines() if line.strip()]) > most:
-                errors[name] = (f"At most {most} lines: they are printed in the letterhead and the footer of "
-                                "every document.")
+                errors[name] = f"At most {most} lines: they are printed in {_PRINTED_IN[name]} of every document."
         mime = None
         if logo is not None:
             try:

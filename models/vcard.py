@@ -139,7 +139,8 @@ def parse_card(raw_lines):
             card["Street"] = ", ".join(p for p in (parts[2], parts[1]) if p)
             card["City"], card["Postal code"] = parts[3], parts[5]
             country = parts[6]
-            code = country.upper() if len(country) == 2 and country.isalpha() else COUNTRY_CODES.get(country.lower())
+            code = COUNTRY_CODES.get(country.lower()) or (country.upper() if len(country) == 2 and country.isalpha()
+                                                           else None)  # a name first: UK is GB
             if code:
                 card["Country"] = code
             elif country:

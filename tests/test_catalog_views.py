@@ -114,6 +114,8 @@ def test_account_create_form_and_detail_page(logged_in, user):
     ({"name": "Acme", "phone": "call me"}, "phone", "Enter a phone number"),
     ({"name": "Acme", "country": "DEU"}, "country", "At most 2 characters"),
     ({"name": "Acme", "country": "D1"}, "country", "Use a two-letter country code such as DE."),
+    ({"name": "Acme", "country": "UK"}, "country", "UK is not a country code: the United Kingdom&#39;s is GB."),
+    ({"name": "Acme", "country": "QQ"}, "country", "QQ is not a country code: use one such as DE, AT or GB."),
     ({"name": "Acme", "vat_id": "V" * 41}, "vat_id", "At most 40 characters"),
 ])
 def test_account_create_refused_with_the_message_at_the_field(logged_in, data, field, message):
@@ -529,12 +531,18 @@ def _logo_bytes_selected(request):
 
 
 def test_settings_everyone_may_look_but_sellers_may_not_change(logged_in):
+    with db.connection_context():
+        Settings.update(tax_number="93815/08152", company_register="Amtsgericht Stuttgart, HRB 765432",
+                        legal_info="Managing directors: <Jana> Falk").execute()
     page = logged_in.get("/settings")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "only a manager or an admin can change them" in html
     assert "settings-readonly" in html and "<input id=\"f-company_name\"" not in html and "Save settings" not in html
     assert 'href="/products"' in html
     assert "CURRENCY" in html
+    for label, value in (("Tax number", "93815/08152"), ("Company register", "Amtsgericht Stuttgart, HRB 765432"),
+                         ("Legal information", "Managing directors: &lt;Jana&gt; Falk")):
+        assert f"<dt>{label}</dt>" in html and value in html
     before = _settings().company_name
     refused = logged_in.form_post("/settings", dict(SETTINGS_FORM))
     assert refused.status_code == 403
@@ -574,7 +582,11 @@ def test_settings_saved_by_a_manager_or_admin(client, role):
     ("phone", "ring ring", "Enter a phone number"),
     ("address", "Street 1\nBuilding 2\nFloor 3\n12345 Town\nRegion\nCountry", "At most 5 lines"),
     ("bank_details", "Bank\nIBAN DE89 3704 0044 0532 0130 00\nBIC COBADEFFXXX\nHolder\nBranch", "At most 4 lines"),
-    ("legal_info", "Managing directors: A, B\nRegistered office: Stuttgart\nShare capital: 25,000", "At most 2 lines"),
+    ("legal_info", "Managing directors: A, B\nRegistered office: Stuttgart\nShare capital: 25,000",
+     "At most 2 lines: they are printed in the footer of every document."),
+    ("tax_number", "93815/\x0708152", "Contains control characters"),
+    ("company_register", "Amtsgericht Stuttgart\nHRB 765432", "Use a single line"),
+    ("legal_info", "Managing directors: A\u202eB", "invisible direction override"),
     ("tax_number", "9" * 41, "At most 40 characters"),
     ("company_register", "HRB " * 31, "At most 120 characters"),
     ("quote_validity_days", "0", "Enter a number from 1 to 3650"),

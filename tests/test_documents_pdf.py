@@ -1040,24 +1040,41 @@ def test_a_company_without_a_vat_id_invoices_with_its_tax_number(database, selle
     assert xml_check_xsd(xml, flavor="factur-x", level="en16931") and schematron_failures(xml) == []
     text = one_line(pdftotext(bytes(invoice.pdf)))
     assert "Tax no. 93815/08152" in text and "VAT ID" not in text.replace("Your VAT ID", "")
+    assert "GERMANY" not in text  # the customer is at home: the country from the address is the seller's
+    fresh(invoice).cancel(seller, reason="Returned")
+    credit = CreditNote.get_by_id(fresh(invoice).credit_note.id)
+    assert schematron_failures(embedded_xml(bytes(credit.pdf))[1]) == []
 
 
-@pytest.mark.parametrize("settings, lines, field, words", [
-    ({"vat_id": "", "tax_number": ""}, (LINE,), "settings.vat_id", "VAT id (e.g. DE123456789) or its tax number"),
+@pytest.mark.parametrize("settings, lines, field, words, summary", [
+    ({"vat_id": "", "tax_number": ""}, (LINE,), "settings.vat_id", "VAT id (e.g. DE123456789) or its tax number",
+     "the company settings need the VAT id or tax number"),
+    ({"vat_id": "287654321"}, (LINE,), "settings.vat_id", "with its country code",
+     "the company settings need the VAT id's country code"),
     ({"vat_id": "", "tax_number": "93815/08152", "address": "Gutenbergstraße 14\n70176 Stuttgart"}, (LINE,),
-     "settings.address", "with its country"),
+     "settings.address", "with its country", "the company settings need the country at the end of the postal"),
+    ({"vat_id": "", "tax_number": "93815/08152", "address": "1 Main Street\nLondon W1 1AA\nUK"}, (LINE,),
+     "customer", None, None),  # UK is the United Kingdom: its code GB, an invoice to Austria abroad
+    ({"vat_id": "", "tax_number": "93815/08152", "address": "10 Rue de Rivoli\n75001 Paris\nXY"}, (LINE,),
+     "settings.address", "with its country", "country at the end"),  # XY is no country
     ({"vat_id": "", "tax_number": "93815/08152"}, ({**LINE, "tax_rate": "0", "supply": "goods"},),
-     "settings.vat_id", "a sale without VAT abroad is invoiced with it"),
+     "settings.vat_id", "a sale without VAT abroad is invoiced with it", "the company settings need the VAT id"),
 ])
 def test_issue_asks_for_the_vat_id_or_tax_number_the_e_invoice_needs(database, seller, settings, lines, field,
-                                                                      words):
+                                                                      words, summary):
     invoice = make_draft_invoice(seller, lines=lines)
     customer_of(invoice, country="AT", vat_id="ATU71234589")
     company(**settings)
+    if field == "customer":  # nothing missing: the seller's country is read from its address
+        assert documents.seller_country(Settings.load()) == "GB"
+        assert fresh(invoice).issue(seller) is True
+        assert schematron_failures(embedded_xml(bytes(fresh(invoice).pdf))[1]) == []
+        return
     before = snapshot(invoice)
     with pytest.raises(RuleNotMet) as refused:
         fresh(invoice).issue(seller)
     assert set(refused.value.fields) == {field} and words in refused.value.fields[field]
+    assert summary in refused.value.message
     assert snapshot(invoice) == before
 
 

@@ -295,6 +295,12 @@ VCARD_21_QP = (
     "END:VCARD\r\n")
 
 
+def test_vcard_country_names_before_two_letters():
+    card = ("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:A\r\nADR:;;1 Main Street;London;;W1 1AA;UK\r\nEND:VCARD\r\n"
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:B\r\nADR:;;Ring 2;Wien;;1010;at\r\nEND:VCARD\r\n")
+    assert [c["Country"] for c, _ in iter_cards(io.BytesIO(card.encode()))] == ["GB", "AT"]  # UK is no ISO code
+
+
 def test_vcard_parser_unfolds_decodes_and_ignores_photos():
     cards = [card for card, _ in iter_cards(io.BytesIO(VCARD_FOLDED.encode("utf-8")))]
     emilie, ken = cards
