@@ -1019,6 +1019,50 @@ def test_zero_rate_category_of_goods_to_northern_ireland_follows_the_postcode(da
                            category, reason)
 
 
+def scanned_codes(pdf):
+    """The QR codes on a PDF's first page as a banking app reads them (rendered at 150 dpi, read by zbarimg)."""
+    import shutil
+    if not shutil.which("zbarimg"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("zbarimg is missing: .ci/run installs zbar-tools")
+        pytest.skip("zbarimg is not installed (apt-get install zbar-tools)")
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "doc.pdf")
+        with open(path, "wb") as fh:
+            fh.write(pdf)
+        subprocess.run(["pdftoppm", "-r", "150", "-png", "-f", "1", "-l", "1", path, os.path.join(folder, "page")],
+                       check=True)
+        page = next(os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".png"))
+        found = subprocess.run(["zbarimg", "--quiet", "--raw", "-Sbinary", page], capture_output=True)
+    return [code for code in found.stdout.decode("utf-8").split("\x00") if code] if found.returncode == 0 else []
+
+
+def test_an_issued_invoice_carries_the_transfer_as_an_epc_qr_code(database, seller):
+    company()
+    draft = make_draft_invoice(seller)
+    customer_of(draft)
+    assert "banking app" not in one_line(pdftotext(documents.render_pdf(fresh(draft))))  # a draft is not paid
+    fresh(draft).issue(seller)
+    invoice = fresh(draft)
+    assert scanned_codes(bytes(invoice.pdf)) == ["\n".join((
+        "BCD", "002", "1", "SCT", "COBADEFFXXX", "Falkenberg IT-Systeme GmbH", "DE89370400440532013000",
+        f"EUR{invoice.gross_total:.2f}", "", "", invoice.number))]
+    assert "Or scan the code with your banking app" in one_line(pdftotext(bytes(invoice.pdf)))
+
+
+def test_epc_payment_code_only_where_the_standard_takes_it(database):
+    settings = company()
+    assert documents.epc_payment_code(settings, Decimal("12.30"), "INV-1", "EUR").split("\n")[4:8] == [
+        "COBADEFFXXX", "Falkenberg IT-Systeme GmbH", "DE89370400440532013000", "EUR12.30"]
+    assert documents.epc_payment_code(settings, Decimal("12.30"), "INV-1", "CHF") is None  # SEPA: euros only
+    assert documents.epc_payment_code(settings, Decimal("0"), "INV-1", "EUR") is None
+    assert documents.epc_payment_code(settings, Decimal("1000000000"), "INV-1", "EUR") is None
+    long_name = company(company_name="N" * 90, bank_details="IBAN DE89 3704 0044 0532 0130 00")
+    lines = documents.epc_payment_code(long_name, Decimal("5"), "R" * 150, "EUR").split("\n")
+    assert (lines[4], lines[5], len(lines[10])) == ("", "N" * 70, 140)  # no BIC; name and remittance cut
+    assert documents.epc_payment_code(company(bank_details="Cash only"), Decimal("5"), "INV-1", "EUR") is None
+
+
 def _seller_party_xml(invoice):
     root = etree.fromstring(embedded_xml(bytes(invoice.pdf))[1])
     return root.xpath("//ram:SellerTradeParty", namespaces=NS)[0]
