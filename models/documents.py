@@ -346,7 +346,7 @@ _VAT_ID_PREFIX = "Start your company's VAT id with its country code (e.g. DE1234
 _ADDRESS_COUNTRY = ("End your company's address in the settings with its country (e.g. Germany): without a VAT "
                     "id, the e-invoice takes the country from there.")
 _VAT_ID_ABROAD = ("Enter your company's VAT id in the settings (e.g. DE123456789): a sale without VAT abroad is "
-                  "invoiced with it.")
+                  "quoted and invoiced with it.")
 # what the one-sentence refusal calls these (a field's words otherwise: _FIELD_WORDS)
 _MESSAGE_WORDS = {_NO_VAT_ID_OR_TAX_NUMBER: "VAT id or tax number", _VAT_ID_PREFIX: "VAT id's country code",
                   _ADDRESS_COUNTRY: "country at the end of the postal address", _VAT_ID_ABROAD: "VAT id"}
@@ -366,8 +366,8 @@ def issue_missing(invoice, settings):
         missing["settings.vat_id"] = _VAT_ID_PREFIX
     elif not vat_id and seller_country(settings) is None and (settings.address or "").strip():
         missing["settings.address"] = _ADDRESS_COUNTRY
-    if not vat_id and "settings.vat_id" not in missing and categories_of(invoice, settings) & {"K", "AE", "G"}:
-        missing["settings.vat_id"] = _VAT_ID_ABROAD
+    if "settings.vat_id" not in missing:
+        missing.update(vat_id_for_sales_abroad(invoice, settings))
     currency = currency_problem(settings.currency)  # (the app refuses such a CURRENCY at start)
     if currency:
         missing["settings.currency"] = currency
@@ -393,6 +393,14 @@ def issue_missing(invoice, settings):
         missing["delivery"] = ("Goods to a business in another EU country are invoiced once delivered: fulfil the "
                                "order first (the invoice of an intra-Community supply states its delivery date).")
     return missing
+
+
+def vat_id_for_sales_abroad(document, settings):
+    """{"settings.vat_id": why} when a company without a VAT id sells without VAT abroad (K, AE, G): a quote or
+    an invoice that says so names the seller's VAT id (Art. 226 VAT Directive); else {}."""
+    if (settings.vat_id or "").strip() or not categories_of(document, settings) & {"K", "AE", "G"}:
+        return {}
+    return {"settings.vat_id": _VAT_ID_ABROAD}
 
 
 def categories_of(invoice, settings):

@@ -125,6 +125,9 @@ class Quote(Tracked, HasLines, BaseModel):
             missing["valid_until"] = "Set a valid-until date from today on."
         if not self.account_id and not self.contact_id:
             missing["customer"] = "Choose the customer (an account or a contact)."
+        else:
+            from .documents import vat_id_for_sales_abroad
+            missing.update(vat_id_for_sales_abroad(self, Settings.load(logo=False)))
         return missing
 
     @slow_work_outside_lock

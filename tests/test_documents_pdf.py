@@ -1102,7 +1102,8 @@ def test_a_company_without_a_vat_id_invoices_with_its_tax_number(database, selle
     ({"vat_id": "", "tax_number": "93815/08152", "address": "10 Rue de Rivoli\n75001 Paris\nXY"}, (LINE,),
      "settings.address", "with its country", "country at the end"),  # XY is no country
     ({"vat_id": "", "tax_number": "93815/08152"}, ({**LINE, "tax_rate": "0", "supply": "goods"},),
-     "settings.vat_id", "a sale without VAT abroad is invoiced with it", "the company settings need the VAT id"),
+     "settings.vat_id", "a sale without VAT abroad is quoted and invoiced with it",
+     "the company settings need the VAT id"),
 ])
 def test_issue_asks_for_the_vat_id_or_tax_number_the_e_invoice_needs(database, seller, settings, lines, field,
                                                                       words, summary):
@@ -1120,6 +1121,20 @@ def test_issue_asks_for_the_vat_id_or_tax_number_the_e_invoice_needs(database, s
     assert set(refused.value.fields) == {field} and words in refused.value.fields[field]
     assert summary in refused.value.message
     assert snapshot(invoice) == before
+
+
+def test_a_quote_without_vat_abroad_asks_for_the_sellers_vat_id(database, seller):
+    quote = make_proposed(seller, [{**LINE, "tax_rate": "0", "supply": "goods"}]).quote_in("draft")
+    customer_of(quote, country="AT", vat_id="ATU71234589")
+    company(vat_id="", tax_number="93815/08152")
+    before = snapshot(quote)
+    with pytest.raises(RuleNotMet) as refused:
+        fresh(quote).activate(seller)
+    assert set(refused.value.fields) == {"settings.vat_id"}
+    assert "quoted and invoiced with it" in refused.value.fields["settings.vat_id"]
+    assert snapshot(quote) == before
+    customer_of(quote, country="DE", vat_id="DE811907980")  # at home: the tax number does
+    assert fresh(quote).activate(seller) is True
 
 
 def test_register_and_legal_information_in_the_footer_and_the_e_invoice(database, seller):
