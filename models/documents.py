@@ -11,7 +11,9 @@ import base64
 import collections
 import contextvars
 import datetime
+import functools
 import hashlib
+import importlib
 import math
 import os
 import re
@@ -601,9 +603,12 @@ def epc_payment_code(settings, amount, reference, currency):
                       (reference or "")[:140]))
 
 
+@functools.lru_cache(maxsize=64)
 def _qr_png_uri(text):
     """`text` as a QR code (error correction M, as the EPC asks), a PNG data URI for the document: 4 pixels a
-    module, printed unsmoothed (an SVG of it cost WeasyPrint three times as much to draw)."""
+    module, printed unsmoothed (an SVG of it cost WeasyPrint three times as much to draw). Kept for the
+    source made again under the write lock (an issue compares it with the one rendered before), so the
+    10 ms of encoding are not spent while other users' saves wait."""
     import segno
     return segno.make_qr(text, error="m", boost_error=False, encoding="utf-8").png_data_uri(border=2, scale=4)
 
@@ -643,7 +648,19 @@ def warm_up():
     weasyprint.HTML(string="<p>Warm <b>up</b> 0123456789 €</p>", url_fetcher=fetcher).write_pdf(
         stylesheets=[stylesheet], font_config=fonts)
     _facturx_module()
+    importlib.import_module("segno")  # the payment QR code's encoder
     _thread_tools.warm = True
+
+
+def warm_payment_code(invoice, number):
+    """Encode the payment QR code an invoice about to be issued as `number` will carry, with no lock held: the
+    issue makes its document's source under the write lock, and finds the code made (10 ms) when the number
+    was foreseen right (a wrong guess costs only the encoding)."""
+    from .settings import Settings
+    settings = Settings.load(logo=False)
+    code = epc_payment_code(settings, invoice.totals().gross, number, settings.currency)
+    if code:
+        _qr_png_uri(code)
 
 
 def render_html(template, context):
