@@ -11,7 +11,6 @@ import base64
 import collections
 import contextvars
 import datetime
-import functools
 import hashlib
 import importlib
 import math
@@ -584,7 +583,8 @@ def invoice_context(invoice, settings, draft):
                    date=issued, due_date=due, delivered=delivered, meta=meta, iban=_grouped(_bank_iban(settings)),
                    payment_reference=invoice.number)
     code = invoice.number and epc_payment_code(settings, context["totals"].gross, invoice.number, context["currency"])
-    context["payment_qr"] = _qr_png_uri(code) if code else None  # an issued invoice's; a draft is not paid yet
+    # an issued invoice's (a draft is not paid yet), encoded with no write lock held (10 ms)
+    context["payment_qr"] = done_outside_lock(("payment-qr", code), lambda: _qr_png_uri(code)) if code else None
     return context
 
 
@@ -593,22 +593,24 @@ def epc_payment_code(settings, amount, reference, currency):
     to the company's IBAN (and BIC when the bank details name one) with the invoice number as remittance, which
     a banking app reads when the customer scans the invoice. None when it cannot be made: another currency than
     the euro, no valid IBAN, or an amount the standard does not take (0.01 to 999,999,999.99)."""
-    iban = _bank_iban(settings)
+    iban, bic = _bank_account(settings)
     amount = Decimal(amount)
     if currency != "EUR" or not iban or not Decimal("0.01") <= amount <= Decimal("999999999.99"):
         return None
-    bic = _BIC.search((settings.bank_details or "").upper())
-    name = " ".join((settings.company_name or "").split())[:70]
-    return "\n".join(("BCD", "002", "1", "SCT", bic.group(1) if bic else "", name, iban, f"EUR{amount:.2f}", "", "",
-                      (reference or "")[:140]))
+    if iban[:2] not in EEA_COUNTRIES and (iban[:2] not in SEPA_OUTSIDE_EEA or not bic):
+        return None  # not a SEPA account, or one outside the EEA without the BIC its transfers need
+    name = " ".join((settings.company_name or "").split())[:70].rstrip()
+    while True:
+        code = "\n".join(("BCD", "002", "1", "SCT", bic or "", name, iban, f"EUR{amount:.2f}", "", "",
+                          (reference or "")[:140]))
+        if len(code.encode("utf-8")) <= 331 or not name:  # the standard's limit (a name of many-byte letters)
+            return code if len(code.encode("utf-8")) <= 331 else None
+        name = name[:-1].rstrip()
 
 
-@functools.lru_cache(maxsize=64)
 def _qr_png_uri(text):
     """`text` as a QR code (error correction M, as the EPC asks), a PNG data URI for the document: 4 pixels a
-    module, printed unsmoothed (an SVG of it cost WeasyPrint three times as much to draw). Kept for the
-    source made again under the write lock (an issue compares it with the one rendered before), so the
-    10 ms of encoding are not spent while other users' saves wait."""
+    module, printed unsmoothed (an SVG of it cost WeasyPrint three times as much to draw)."""
     import segno
     return segno.make_qr(text, error="m", boost_error=False, encoding="utf-8").png_data_uri(border=2, scale=4)
 
@@ -650,17 +652,6 @@ def warm_up():
     _facturx_module()
     importlib.import_module("segno")  # the payment QR code's encoder
     _thread_tools.warm = True
-
-
-def warm_payment_code(invoice, number):
-    """Encode the payment QR code an invoice about to be issued as `number` will carry, with no lock held: the
-    issue makes its document's source under the write lock, and finds the code made (10 ms) when the number
-    was foreseen right (a wrong guess costs only the encoding)."""
-    from .settings import Settings
-    settings = Settings.load(logo=False)
-    code = epc_payment_code(settings, invoice.totals().gross, number, settings.currency)
-    if code:
-        _qr_png_uri(code)
 
 
 def render_html(template, context):
@@ -845,19 +836,42 @@ def _draft_pdf(source):
 # ----- Factur-X -------------------------------------------------------------------------------------
 
 _IBAN = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")
-_BIC = re.compile(r"\b(?:BIC|SWIFT)\W*([A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)\b")
+_BIC = re.compile(r"\b(?:BIC|SWIFT)\W*([A-Z]{4} ?[A-Z]{2} ?[A-Z0-9]{2}(?: ?[A-Z0-9]{3})?)\b")  # COBA DE FF XXX
+# SEPA: the EEA (the EU, Iceland, Liechtenstein, Norway) and, needing the BIC for transfers, these countries
+EEA_COUNTRIES = EU_COUNTRIES | {"IS", "LI", "NO"}
+SEPA_OUTSIDE_EEA = frozenset("AD CH GB GG GI IM JE MC SM VA".split())
 
 
 def _bank_iban(settings):
     """The first valid IBAN in the bank details (spaces removed), or None."""
+    return _bank_account(settings)[0]
+
+
+def _bic_in(text):
+    """The BIC written after "BIC" or "SWIFT" in `text` (spaces inside it removed), or None."""
+    found = _BIC.search(text.upper())
+    return found.group(1).replace(" ", "") if found else None
+
+
+def _bank_account(settings):
+    """(the first valid IBAN in the bank details, the BIC written on its line or on the next line when that
+    holds no other IBAN, if any); (None, None) without an IBAN. A BIC is taken only when its country letters
+    are the IBAN's."""
     from stdnum import iban
-    for line in (settings.bank_details or "").upper().splitlines():
+    lines = (settings.bank_details or "").upper().splitlines()
+    for number, line in enumerate(lines):
         for match in _IBAN.finditer(re.sub(r"[\s-]", "", line)):
             candidate = match.group(0)
             for end in range(len(candidate), 14, -1):
                 if iban.is_valid(candidate[:end]):
-                    return candidate[:end]
-    return None
+                    account = candidate[:end]
+                    following = lines[number + 1:number + 2]  # the next line, unless it is another account's
+                    for near in [line] + [text for text in following if not _IBAN.search(re.sub(r"[\s-]", "", text))]:
+                        bic = _bic_in(near)
+                        if bic and bic[4:6] == account[:2]:
+                            return account, bic
+                    return account, None
+    return None, None
 
 
 def _party_dict(name, country, street="", postal_code="", city="", vat_id="", extra_lines=()):
@@ -1061,7 +1075,7 @@ def _facturx_data(invoice, settings):
     iban = _bank_iban(settings)
     if iban:
         data.update({"BT-81": "58", "BT-84": iban, "BT-83": invoice.number})
-        bic = _BIC.search((settings.bank_details or "").upper())
+        bic = _bank_account(settings)[1]
         if bic:
-            data["BT-86"] = bic.group(1)
+            data["BT-86"] = bic
     return data

@@ -169,11 +169,8 @@ class Invoice(EInvoiceFile, Tracked, HasLines, BaseModel):
         c = Cleaner({"issue_date": issue_date})
         c.date("issue_date", maximum=today() + datetime.timedelta(days=1))
         issued_on = c.raise_if_errors("The invoice could not be issued.").get("issue_date") or self.next_issue_date()
-        from .documents import categories_of, freeze, missing_summary, warm_payment_code, warm_up
+        from .documents import categories_of, freeze, missing_summary, warm_up
         warm_up()
-        foreseen = NumberSequence.select(NumberSequence.last_value).where(
-            NumberSequence.name == f"invoice-{issued_on.year}").scalar() or 0
-        warm_payment_code(self, self.format_number(issued_on.year, foreseen + 1))
         with write_transaction():
             deal = Opportunity.get_locked(self.opportunity_id) if sync else None
             self.reload_locked()

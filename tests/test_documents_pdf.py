@@ -401,10 +401,13 @@ def test_documents_are_frozen_without_holding_the_write_lock_while_they_render(d
     draft_invoice = make_draft_invoice(seller)
     won = make_won_deal(seller)
     renders = watch_renders(monkeypatch)
+    encoded, encode = [], documents._qr_png_uri
+    monkeypatch.setattr(documents, "_qr_png_uri", lambda text: encoded.append(db.in_transaction()) or encode(text))
     closing = make_closing(seller)                      # the move to Close activates the quote
     fresh(draft_invoice).issue(seller)                  # the invoice panel's Issue
     fresh(won).move_to(seller, "invoiced")              # the move that fulfils and issues in one step
     assert renders == [False] * 3, "each frozen document is rendered once, with no transaction open"
+    assert encoded == [False] * 2, "each invoice's payment QR code is encoded once, with no transaction open"
     quote = assert_frozen(closing.quote_in("active"), "activate", "Quote", "Falkenberg IT-Systeme GmbH")
     assert quote.status == "active" and fresh(closing).column == "close"
     first = assert_frozen(draft_invoice, "issue", fresh(draft_invoice).number)
@@ -1061,6 +1064,29 @@ def test_epc_payment_code_only_where_the_standard_takes_it(database):
     lines = documents.epc_payment_code(long_name, Decimal("5"), "R" * 150, "EUR").split("\n")
     assert (lines[4], lines[5], len(lines[10])) == ("", "N" * 70, 140)  # no BIC; name and remittance cut
     assert documents.epc_payment_code(company(bank_details="Cash only"), Decimal("5"), "INV-1", "EUR") is None
+
+
+@pytest.mark.parametrize("bank_details, iban, bic", [
+    # two accounts: the BIC of the IBAN's own line, never the other bank's
+    ("Sparkasse: IBAN DE02 1203 0000 0000 2020 51\nCommerzbank: IBAN DE89 3704 0044 0532 0130 00, BIC COBADEFFXXX",
+     "DE02120300000000202051", ""),
+    ("IBAN DE89 3704 0044 0532 0130 00\nBIC: COBA DE FF XXX", "DE89370400440532013000", "COBADEFFXXX"),  # spaced
+    ("IBAN DE89 3704 0044 0532 0130 00\nBIC CRESCHZZ80A", "DE89370400440532013000", ""),  # a Swiss bank's BIC
+    ("IBAN CH93 0076 2011 6238 5295 7\nBIC CRESCHZZ80A", "CH9300762011623852957", "CRESCHZZ80A"),  # SEPA, not EEA
+    ("IBAN CH93 0076 2011 6238 5295 7", None, None),  # outside the EEA a SEPA transfer needs the BIC
+    ("IBAN TR33 0006 1005 1978 6457 8413 26\nBIC TGBATRISXXX", None, None),  # not a SEPA country
+])
+def test_epc_payment_code_pairs_the_iban_with_its_own_bic(database, bank_details, iban, bic):
+    code = documents.epc_payment_code(company(bank_details=bank_details), Decimal("5"), "INV-1", "EUR")
+    assert (code.split("\n")[6], code.split("\n")[4]) == (iban, bic) if iban else code is None
+
+
+def test_epc_payment_code_stays_within_the_standards_331_bytes(database):
+    code = documents.epc_payment_code(company(company_name="Café 🚀" * 20), Decimal("5"), "R" * 150, "EUR")
+    name = code.split("\n")[5]
+    assert len(code.encode("utf-8")) <= 331 and name.startswith("Café 🚀") and name == name.rstrip()
+    assert documents.epc_payment_code(company(company_name="A" * 69 + " B"), Decimal("5"), "R", "EUR").split(
+        "\n")[5] == "A" * 69  # no space left at the end of a cut name
 
 
 def _seller_party_xml(invoice):
