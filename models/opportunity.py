@@ -292,6 +292,9 @@ class Opportunity(Tracked, HasLines, OnTheBoard, BaseModel):
         active = self.quote_in("active")
         if active is None:
             draft = self.quote_in("draft") or Quote.create_from_opportunity(actor, self)
+            unaskable = {k: v for k, v in draft.activation_missing().items() if k.startswith("settings.")}
+            if unaskable:  # the company settings lack what sending it needs: say so before asking to send it
+                raise RuleNotMet("The quote is not ready to send.", unaskable, step="close")
             if _truthy(inputs.get("activate_quote")):
                 draft.activate(actor, **{k: v for k, v in inputs.items() if k == "valid_until"})
                 active = draft

@@ -16,8 +16,8 @@ from lxml import etree
 from clients import PASSWORD, HtmxClient
 from builders import (LINE, SECOND_LINE, events, fresh, make_closing, make_draft_invoice, make_lead, make_proposed,
                       make_won_deal, snapshot, win_inputs)
-from models import (Account, Contact, CreditNote, HistoryEvent, Invoice, Quote, RuleNotMet, Settings, StaleVersion,
-                    User, ValidationError, db)
+from models import (Account, Contact, CreditNote, HistoryEvent, Invoice, Opportunity, Quote, RuleNotMet, Settings,
+                    StaleVersion, User, ValidationError, db)
 from models import documents
 from models.base import RETRIES_FOR_SLOW_WORK, today
 from models.money import format_money
@@ -1159,6 +1159,10 @@ def test_a_quote_without_vat_abroad_asks_for_the_sellers_vat_id(database, seller
     assert set(refused.value.fields) == {"settings.vat_id"}
     assert "quoted and invoiced with it" in refused.value.fields["settings.vat_id"]
     assert snapshot(quote) == before
+    deal = Opportunity.get_by_id(quote.opportunity_id)
+    with pytest.raises(RuleNotMet) as asked:  # the board's move to Close says so before offering to send it
+        deal.move_to(seller, "close")
+    assert set(asked.value.fields) == {"settings.vat_id"}
     customer_of(quote, country="DE", vat_id="DE811907980")  # at home: the tax number does
     assert fresh(quote).activate(seller) is True
 
