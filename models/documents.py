@@ -577,10 +577,15 @@ def invoice_context(invoice, settings, draft):
     delivered = order.fulfilled_at.date() if order.fulfilled_at else None
     meta = [("Invoice no.", invoice.number or "not yet issued"), ("Invoice date", _long_date(issued)),
             ("Due date", _long_date(due))]
-    meta.append(("Delivery date", _long_date(delivered) if delivered else "to follow"))
+    period = (invoice.period_start, invoice.period_end) if invoice.period_start and invoice.period_end else None
+    if period:  # the time of supply of a subscription or a project: its period
+        meta += [("Service from", _long_date(period[0])), ("Service to", _long_date(period[1]))]
+    if delivered or not period:
+        meta.append(("Delivery date", _long_date(delivered) if delivered else "to follow"))
     meta.append(("Order", order.display_number))
     context.update(kind="invoice", title="Invoice" if invoice.number else "Draft invoice", number=invoice.number or "",
-                   date=issued, due_date=due, delivered=delivered, meta=meta, iban=_grouped(_bank_iban(settings)),
+                   date=issued, due_date=due, delivered=delivered, period=period, meta=meta,
+                   iban=_grouped(_bank_iban(settings)),
                    payment_reference=invoice.number)
     code = invoice.number and epc_payment_code(settings, context["totals"].gross, invoice.number, context["currency"])
     # an issued invoice's (a draft is not paid yet), encoded with no write lock held (10 ms)
@@ -1068,6 +1073,8 @@ def _facturx_data(invoice, settings):
     fulfilled = invoice.order.fulfilled_at
     if fulfilled:
         data["BT-72"] = fulfilled.date()
+    if invoice.period_start and invoice.period_end:
+        data["BT-73"], data["BT-74"] = invoice.period_start, invoice.period_end  # BG-14 invoicing period
     if not fulfilled or any(row["BT-118"] == "K" for row in breakdown):
         # invoiced before delivery, or goods sent to another EU country (BR-IC-12): the deliver-to party
         # (the buyer) is the delivery information

@@ -57,6 +57,8 @@ class Invoice(EInvoiceFile, Tracked, HasLines, BaseModel):
     payment_terms_days = IntegerField(default=30, constraints=[Check("payment_terms_days BETWEEN 0 AND 3650")])
     payment_terms = TextField(default="")
     notes = TextField(default="")
+    period_start = DateField(null=True)  # the service period a subscription or a project is invoiced for
+    period_end = DateField(null=True)
     paid_on = DateField(null=True)
     cancel_reason = TextField(default="")
     net_total = MoneyField(default=Decimal("0.00"))
@@ -140,9 +142,22 @@ class Invoice(EInvoiceFile, Tracked, HasLines, BaseModel):
         c.integer("payment_terms_days", minimum=0, maximum=3650)
         c.text("payment_terms", 2000, multiline=True)
         c.text("notes", 5000, multiline=True)
+        c.date("period_start")
+        c.date("period_end")
         values = c.raise_if_errors("The invoice could not be saved.")
         if values.get("payment_terms_days") is None:
             values.pop("payment_terms_days", None)
+        return values
+
+    def prepare_update(self, values):
+        """A service period ends on or after its start (each end is saved on its own: checked against the other)."""
+        start = values.get("period_start", self.period_start)
+        end = values.get("period_end", self.period_end)
+        if start and end and end < start:
+            field = "period_end" if "period_end" in values else "period_start"
+            raise ValidationError("The invoice could not be saved.", {field: (
+                f"The service period runs from {start.isoformat()} to {end.isoformat()}: its end cannot come "
+                "before its start.")})
         return values
 
     def edit_locked_reason(self):
@@ -155,6 +170,9 @@ class Invoice(EInvoiceFile, Tracked, HasLines, BaseModel):
             missing["line"] = "Add at least one line."
         if not self.account_id and not self.contact_id:
             missing["customer"] = "Choose the customer."
+        if bool(self.period_start) != bool(self.period_end):
+            missing["period_end" if self.period_start else "period_start"] = (
+                "Enter both ends of the service period, or clear it.")
         from .documents import issue_missing as e_invoice_missing
         missing.update(e_invoice_missing(self, Settings.load(logo=False)))
         return missing

@@ -1089,6 +1089,34 @@ def test_epc_payment_code_stays_within_the_standards_331_bytes(database):
         "\n")[5] == "A" * 69  # no space left at the end of a cut name
 
 
+def test_a_service_period_is_printed_and_carried_as_the_invoicing_period(database, seller):
+    company()
+    invoice = make_draft_invoice(seller)
+    customer_of(invoice)
+    start, end = datetime.date(2026, 12, 1), datetime.date(2027, 11, 30)
+    with pytest.raises(ValidationError) as refused:  # an end before the start, sent on its own
+        fresh(invoice).update_fields(seller, period_start=end.isoformat())
+        fresh(invoice).update_fields(seller, period_end=start.isoformat())
+    assert set(refused.value.fields) == {"period_end"} and "cannot come before its start" in \
+        refused.value.fields["period_end"]
+    fresh(invoice).update_fields(seller, period_start=start.isoformat(), period_end="")
+    with pytest.raises(RuleNotMet) as half:  # one end only: the invoice is not issued so
+        fresh(invoice).issue(seller)
+    assert set(half.value.fields) == {"period_end"}
+    assert fresh(invoice).number is None
+    fresh(invoice).update_fields(seller, period_end=end.isoformat())
+    fresh(invoice).issue(seller)
+    invoice = fresh(invoice)
+    text = one_line(pdftotext(bytes(invoice.pdf)))
+    assert "Service from 1 December 2026" in text and "Service to 30 November 2027" in text
+    assert "the following, for the period from 1 December 2026 to 30 November 2027:" in text
+    xml = embedded_xml(bytes(invoice.pdf))[1]
+    root = etree.fromstring(xml)
+    period = root.xpath("//ram:ApplicableHeaderTradeSettlement/ram:BillingSpecifiedPeriod", namespaces=NS)[0]
+    assert [d.text for d in period.iter("{*}DateTimeString")] == ["20261201", "20271130"]
+    assert schematron_failures(xml) == []
+
+
 def _seller_party_xml(invoice):
     root = etree.fromstring(embedded_xml(bytes(invoice.pdf))[1])
     return root.xpath("//ram:SellerTradeParty", namespaces=NS)[0]

@@ -515,6 +515,24 @@ def test_draft_quote_fields_and_lines_are_editable_and_refresh_totals_and_action
     assert f'id="actions-quote-{quote.id}" hx-swap-oob="true"' in saved.get_data(as_text=True)
 
 
+def test_a_draft_invoice_takes_its_service_period_in_the_panel(logged_in, user):
+    invoice = _make(user, "invoice", "draft")
+    html = logged_in.hx_get(_url(invoice)).get_data(as_text=True)
+    assert f'hx-get="/invoices/{invoice.id}/fields/period_start/edit"' in html and "Service period to" in html
+    start = logged_in.hx_post(f"/invoices/{invoice.id}/fields/period_start",
+                              {"period_start": "2026-12-01", "version": str(invoice.version)})
+    assert start.status_code == 200
+    refused = logged_in.hx_post(f"/invoices/{invoice.id}/fields/period_end",
+                                {"period_end": "2026-11-30", "version": str(invoice.version + 1)})
+    assert refused.status_code == 422 and "cannot come before its start" in refused.get_data(as_text=True)
+    end = logged_in.hx_post(f"/invoices/{invoice.id}/fields/period_end",
+                            {"period_end": "2027-11-30", "version": str(invoice.version + 1)})
+    assert end.status_code == 200
+    with db.connection_context():
+        stored = _fresh(invoice)
+    assert (stored.period_start, stored.period_end) == (datetime.date(2026, 12, 1), datetime.date(2027, 11, 30))
+
+
 def test_active_quote_is_read_only(logged_in, user):
     quote = _make(user, "quote", "active")
     html = logged_in.hx_get(_url(quote)).get_data(as_text=True)

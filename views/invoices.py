@@ -15,6 +15,8 @@ bp = Blueprint("invoices", __name__)
 
 FIELDS = [
     Field("payment_terms_days", "Payment terms (days)", "number"),
+    Field("period_start", "Service period from", "date"),
+    Field("period_end", "Service period to", "date"),
     Field("payment_terms", "Payment terms", "textarea", max_length=2000),
     Field("notes", "Notes", "textarea", max_length=5000),
 ]
