@@ -22,6 +22,23 @@ import models.user  # noqa: E402
 models.user.PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
 
 
+# Some modules take "today" once, when they are collected (parametrized dates, TODAY constants).
+COLLECTED_ON = __import__("models.base", fromlist=["today"]).today()
+
+
+@pytest.fixture(autouse=True)
+def _the_day_the_run_began():
+    """A run that passes midnight (UTC) keeps the clock of the day it was collected on: the models' now() and
+    today() say 23:59:59 of that day, so dates taken at collection still mean today and tomorrow."""
+    from models.base import clock_at, today
+    if today() == COLLECTED_ON:
+        yield
+        return
+    import datetime
+    with clock_at(datetime.datetime.combine(COLLECTED_ON, datetime.time(23, 59, 59))):
+        yield
+
+
 def _admin_connection(url):
     import psycopg2
     from urllib.parse import urlparse
