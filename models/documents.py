@@ -203,9 +203,14 @@ def seller_country(settings):
     return _address_country(settings.address)
 
 
+def text_lines(text):
+    """The non-blank lines of a settings text (address, bank details, legal information), stripped."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
 def _address_country(address):
     """The country the last line of a postal address names (a country name or a two-letter code), or None."""
-    lines = [line.strip() for line in (address or "").splitlines() if line.strip()]
+    lines = text_lines(address)
     if not lines:
         return None
     last = lines[-1]
@@ -218,12 +223,11 @@ def seller_block(settings):
     logo = None
     if settings.logo and settings.logo_mime:
         logo = f"data:{settings.logo_mime};base64,{base64.b64encode(bytes(settings.logo)).decode('ascii')}"
-    address = [line.strip() for line in (settings.address or "").splitlines() if line.strip()]
-    return {"name": settings.company_name, "address": address, "vat_id": settings.vat_id, "email": settings.email,
+    return {"name": settings.company_name, "address": text_lines(settings.address), "vat_id": settings.vat_id, "email": settings.email,
             "tax_number": settings.tax_number, "register": settings.company_register,
-            "legal": [line.strip() for line in (settings.legal_info or "").splitlines() if line.strip()],
+            "legal": text_lines(settings.legal_info),
             "phone": settings.phone, "logo": logo, "country": seller_country(settings),
-            "bank": [line.strip() for line in (settings.bank_details or "").splitlines() if line.strip()]}
+            "bank": text_lines(settings.bank_details)}
 
 
 def customer_party(document):
@@ -864,14 +868,17 @@ def _bank_account(settings):
     are the IBAN's."""
     from stdnum import iban
     lines = (settings.bank_details or "").upper().splitlines()
+    compact = [re.sub(r"[\s-]", "", line) for line in lines]  # IBANs are written in groups
     for number, line in enumerate(lines):
-        for match in _IBAN.finditer(re.sub(r"[\s-]", "", line)):
+        for match in _IBAN.finditer(compact[number]):
             candidate = match.group(0)
             for end in range(len(candidate), 14, -1):
                 if iban.is_valid(candidate[:end]):
                     account = candidate[:end]
-                    following = lines[number + 1:number + 2]  # the next line, unless it is another account's
-                    for near in [line] + [text for text in following if not _IBAN.search(re.sub(r"[\s-]", "", text))]:
+                    # its own line, and the next one unless that is another account's
+                    nearby = [line] + [lines[i] for i in range(number + 1, min(number + 2, len(lines)))
+                                       if not _IBAN.search(compact[i])]
+                    for near in nearby:
                         bic = _bic_in(near)
                         if bic and bic[4:6] == account[:2]:
                             return account, bic
@@ -896,8 +903,8 @@ def _party_dict(name, country, street="", postal_code="", city="", vat_id="", ex
 
 def _seller_party(settings, country):
     """The seller from the free-text settings address: street first, 'postal code city' when it parses."""
-    lines = [line.strip() for line in (settings.address or "").splitlines() if line.strip()]
-    if lines and (COUNTRY_CODES.get(lines[-1].lower()) or re.fullmatch(r"[A-Za-z]{2}", lines[-1])):
+    lines = text_lines(settings.address)
+    if _address_country(settings.address):  # the country is the CountryID, not an address line
         lines = lines[:-1]
     street, postal, city, extra = "", "", "", []
     for line in lines:
@@ -916,7 +923,7 @@ def _seller_party(settings, country):
         party["tax_identifier"] = tax_number  # BT-32
     if register:
         party["legal_identifier"] = register  # BT-30
-    legal = "; ".join(line.strip() for line in (settings.legal_info or "").splitlines() if line.strip())
+    legal = "; ".join(text_lines(settings.legal_info))
     if legal:
         party["legal_info"] = legal  # BT-33
     if tax_number and not settings.vat_id and not register:
