@@ -288,6 +288,17 @@ def seed_demo(currency="EUR", today=None, seed=20261123):
     return True
 
 
+def _months_later(day, months):
+    """The same day `months` later (the month's last day when it is shorter)."""
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    for last in (31, 30, 29, 28):
+        try:
+            return datetime.date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+
+
 def _ascii(text):
     text = text.replace("ß", "ss").replace("ł", "l").replace("ø", "o").replace("æ", "ae")
     for umlaut, plain in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("Ä", "Ae"), ("Ö", "Oe"), ("Ü", "Ue")):
@@ -725,8 +736,29 @@ class _Seeder:
 
     def do_invoice(self, deal):
         opp = deal.opp
-        opp.move_to(self.admin, "invoiced", issue_date=self.past(self.when))
+        day = self.past(self.when)
+        period = self.service_period(deal, day)
+        if period:  # a subscription's invoice states the period it is for (its time of supply)
+            draft = Invoice.create_from_order(self.admin, opp.order)
+            draft.update_fields(self.admin, period_start=period[0].isoformat(), period_end=period[1].isoformat())
+        opp.move_to(self.admin, "invoiced", issue_date=day)
         deal.invoice_id = opp.order.invoice.id
+
+    def service_period(self, deal, day):
+        """The period a subscription deal is invoiced for: next year's maintenance renewal covers that
+        calendar year; a subscription or hosting deal runs from the invoice day for its term (12 months,
+        or the months of hosting bought); other deals have none."""
+        topic, items = deal.bundle
+        first_sku = items[0][0]
+        if first_sku == "SW-SUP-STD":
+            year = self.today.year + 1
+            return datetime.date(year, 1, 1), datetime.date(year, 12, 31)
+        if first_sku in ("SW-CRM-USR", "SW-SUP-PRM", "SV-HOST-M"):
+            months = 12
+            if first_sku == "SV-HOST-M":
+                months = next(int(quantity) for product, quantity, _ in deal.lines if product.sku == first_sku)
+            return day, _months_later(day, months) - datetime.timedelta(days=1)
+        return None
 
     def do_paid(self, deal):
         Invoice.get_by_id(deal.invoice_id).mark_paid(self.admin, paid_on=self.past(self.when))

@@ -125,9 +125,14 @@ class Invoice(EInvoiceFile, Tracked, HasLines, BaseModel):
                                  f"{order.invoice.display_number}.")
             if order.status == "canceled":
                 raise NotAllowed(f"Order {order.display_number} is canceled.")
+            replaced = (cls.select(cls.period_start, cls.period_end)
+                        .where((cls.order == order.id) & (cls.status == "canceled")).order_by(cls.id.desc()).first())
             invoice = cls.create(order=order.id, opportunity=order.opportunity_id, account=order.account_id,
                                  contact=order.contact_id, payment_terms_days=settings.payment_terms_days,
-                                 payment_terms=settings.payment_terms_text, notes=order.quote.notes)
+                                 payment_terms=settings.payment_terms_text, notes=order.quote.notes,
+                                 # the invoice that replaces a canceled one is for the same service period
+                                 period_start=replaced and replaced.period_start,
+                                 period_end=replaced and replaced.period_end)
             invoice.copy_lines_from(order)
             invoice.refresh_totals()
             invoice.save()

@@ -142,10 +142,15 @@ def _documents_state_the_dates_of_their_records():
         text = " ".join(pdftotext(bytes(quote.pdf)).split())
         assert f"Date {_long_date(quote.activated_at.date())}" in text, quote.display_number
         assert f"Valid until {_long_date(quote.valid_until)}" in text, quote.display_number
+    periods = [(i.period_start, i.period_end) for i in Invoice.select() if i.period_start]
+    assert periods and all(start < end for start, end in periods)  # the subscriptions' invoices name their period
     for invoice in Invoice.select():
         text = " ".join(pdftotext(bytes(invoice.pdf)).split())
         assert f"Invoice date {_long_date(invoice.issue_date)}" in text, invoice.number
-        if invoice.order.fulfilled_at:
+        if invoice.period_start:
+            assert (f"for the period from {_long_date(invoice.period_start)} to {_long_date(invoice.period_end)}"
+                    in text), invoice.number
+        elif invoice.order.fulfilled_at:
             assert f"delivered on {_long_date(invoice.order.fulfilled_at.date())}" in text, invoice.number
     credit = CreditNote.get()
     canceled = HistoryEvent.get((HistoryEvent.record_type == "invoice") & (HistoryEvent.action == "cancel"))

@@ -1115,6 +1115,9 @@ def test_a_service_period_is_printed_and_carried_as_the_invoicing_period(databas
     period = root.xpath("//ram:ApplicableHeaderTradeSettlement/ram:BillingSpecifiedPeriod", namespaces=NS)[0]
     assert [d.text for d in period.iter("{*}DateTimeString")] == ["20261201", "20271130"]
     assert schematron_failures(xml) == []
+    invoice.cancel(seller, reason="Wrong purchase order number")  # the corrected invoice is for the same period
+    replacement = Invoice.create_from_order(seller, fresh(invoice.order))
+    assert (replacement.period_start, replacement.period_end) == (start, end)
 
 
 def _seller_party_xml(invoice):
