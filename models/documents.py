@@ -1082,10 +1082,13 @@ def _facturx_data(invoice, settings):
         data["BT-72"] = fulfilled.date()
     if invoice.period_start and invoice.period_end:
         data["BT-73"], data["BT-74"] = invoice.period_start, invoice.period_end  # BG-14 invoicing period
-    if not fulfilled or any(row["BT-118"] == "K" for row in breakdown):
+    intra_community = any(row["BT-118"] == "K" for row in breakdown)
+    if not fulfilled or intra_community:
         # invoiced before delivery, or goods sent to another EU country (BR-IC-12): the deliver-to party
         # (the buyer) is the delivery information
         data["BG-13"] = {key: value for key, value in data["BG-7"].items() if key != "vat_identifier"}
+        if intra_community and in_northern_ireland(buyer):  # goods moved to Northern Ireland go to XI (the
+            data["BG-13"]["country_code"] = "XI"            # EU's code for it), whatever its postal country
     iban = _bank_iban(settings)
     if iban:
         data.update({"BT-81": "58", "BT-84": iban, "BT-83": invoice.number})

@@ -1018,8 +1018,13 @@ def test_zero_rate_category_follows_the_buyer(database, seller, country, vat_id,
 ])
 def test_zero_rate_category_of_goods_to_northern_ireland_follows_the_postcode(database, seller, country, postal_code,
                                                                               vat_id, supply, category, reason):
-    _zero_rate_category_is(seller, dict(country=country, postal_code=postal_code, vat_id=vat_id), supply,
-                           category, reason)
+    root = _zero_rate_category_is(seller, dict(country=country, postal_code=postal_code, vat_id=vat_id), supply,
+                                  category, reason)
+    ship_to = root.xpath("//ram:ShipToTradeParty/ram:PostalTradeAddress/ram:CountryID", namespaces=NS)
+    buyer = root.xpath("//ram:BuyerTradeParty/ram:PostalTradeAddress/ram:CountryID", namespaces=NS)
+    assert buyer[0].text == country  # the postal address as entered
+    if category == "K":  # the goods go to Northern Ireland: the deliver-to country is XI
+        assert [c.text for c in ship_to] == ["XI"]
 
 
 def scanned_codes(pdf):
@@ -1241,6 +1246,7 @@ def _zero_rate_category_is(seller, customer, supply, category, reason):
     assert tax[0].findtext("ram:ExemptionReasonCode", namespaces=NS) == reason
     assert root.xpath("//ram:SpecifiedLineTradeSettlement//ram:CategoryCode", namespaces=NS)[0].text == category
     assert xml_check_xsd(etree.tostring(root), flavor="factur-x", level="en16931")
+    return root
 
 
 def test_issue_names_the_company_and_customer_data_the_e_invoice_needs(database, seller):
