@@ -69,8 +69,10 @@ def load_config(config=None):
         "PERMANENT_SESSION_LIFETIME": datetime.timedelta(days=14),
         "SESSION_REFRESH_EACH_REQUEST": False,
         "TRUSTED_PROXIES": 0,
+        "SMTP_URL": "",
+        "MAIL_FROM": "",
     }
-    for key in ("DATABASE_URL", "SECRET_KEY", "CURRENCY", "HOST", "PORT", "TRUSTED_PROXIES"):
+    for key in ("DATABASE_URL", "SECRET_KEY", "CURRENCY", "HOST", "PORT", "TRUSTED_PROXIES", "SMTP_URL", "MAIL_FROM"):
         if os.environ.get(key):
             settings[key] = os.environ[key]
     if os.environ.get("SESSION_COOKIE_SECURE", "").lower() in ("1", "true", "yes"):
@@ -107,6 +109,8 @@ def create_app(config=None):
     app.config.update(load_config(config))
     from models.settings import use_currency
     use_currency(app.config["CURRENCY"])  # documents print the currency the screens print
+    from models import mail
+    mail.configure(app.config["SMTP_URL"], app.config["MAIL_FROM"])  # a wrong SMTP_URL stops the start
     url = app.config["DATABASE_URL"]
     if url.startswith("sqlite"):
         os.makedirs(os.path.dirname(url.split(":///", 1)[1]) or ".", exist_ok=True)

@@ -34,7 +34,7 @@ from werkzeug.datastructures import MultiDict
 from builders import (LINE, SECOND_LINE, make_closing, make_draft_invoice, make_lead, make_opportunity, make_proposed,
                       make_won_deal, tag)
 from clients import DATABASES, PASSWORD, HtmxClient, empty_database
-from models import MODELS, Account, Activity, Contact, LoginFailure, Product, Quote, Settings, Team, User, db
+from models import MODELS, Account, Activity, Contact, LoginFailure, Product, Quote, Settings, Team, User, db, mail
 
 SCALE = float(os.environ.get("FUZZ_FORMS_SCALE", "1"))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -187,6 +187,8 @@ ROUTES = {
     "invoices.issue": [("invoice_draft", SELLER)],
     "invoices.mark_paid": [("invoice_issued", SELLER)],
     "invoices.cancel": [("invoice_draft", SELLER), ("invoice_issued", SELLER)],
+    "invoices.email": [("invoice_issued", SELLER)],
+    "quotes.email": [("quote_active", SELLER)],
     "admin.create_user": [(None, ADMIN)],
     "admin.create_team": [(None, ADMIN)],
     "admin.update_user": [("victim", ADMIN)],
@@ -837,7 +839,12 @@ def world(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz-forms")
     url = empty_database(request.param, folder, request)
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "test-secret", "INSTANCE_PATH": str(folder), "TESTING": True})
-    yield World(app, db.obj)
+    from smtp_sink import SmtpSink
+    with SmtpSink() as sink:  # the email forms send for real (to this server)
+        world = World(app, db.obj)
+        world.mail_url = sink.url
+        yield world
+    mail.configure("")
     if not db.is_closed():
         db.close()
     if os.environ.get("FUZZ_FORMS_STATS"):
@@ -1004,6 +1011,7 @@ def test_hostile_forms(world, case):
         pytest.fail(case.problem)
     if db.obj is not world.database:
         db.initialize(world.database)
+    mail.configure(world.mail_url, "sales@example.com")  # (another module's app may have been made since)
     record = world.target(case)
     path = _url(case, record, "down")
     fields, names = world.fields(case, record, path)

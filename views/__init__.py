@@ -13,7 +13,7 @@ ACTION_LABELS = {"create": "created it", "update": "edited it", "qualify": "qual
                  "revise": "revised the quote", "fulfil": "fulfilled the order", "issue": "issued the invoice",
                  "paid": "recorded the payment", "cancel": "canceled it", "add_line": "added a line",
                  "update_line": "changed a line", "remove_line": "removed a line", "move_line": "reordered the lines",
-                 "freeze": "stored the PDF"}
+                 "freeze": "stored the PDF", "email": "emailed the document"}
 NAV = [("board.board", "Board"), ("leads.index", "Leads"), ("opportunities.index", "Opportunities"),
        ("quotes.index", "Quotes"), ("orders.index", "Orders"), ("invoices.index", "Invoices"),
        ("accounts.index", "Accounts"), ("contacts.index", "Contacts"), ("products.index", "Products"),

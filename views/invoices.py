@@ -8,8 +8,8 @@ from models.base import today
 from .common import in_reach, render
 from .inline import Field, register_fields
 from .lines import register_lines
-from .quotes import (Action, DocumentView, Input, customer_sort, document_context, finish_actions, refreshed_parts,
-                     run_action, text_filter)
+from .quotes import (Action, DocumentView, Input, customer_sort, document_context, email_action, email_step,
+                     finish_actions, refreshed_parts, run_action, text_filter)
 
 bp = Blueprint("invoices", __name__)
 
@@ -40,6 +40,9 @@ def invoice_actions(invoice):
         actions.append(Action("cancel", "Cancel invoice", "invoices.cancel", "danger", "expand",
                               submit="Cancel the invoice", intro=f"The invoice is canceled.{keeps}",
                               inputs=[Input("reason", "Reason", "textarea", "", True)]))
+    if invoice.status in ("issued", "paid") or (invoice.status == "canceled" and invoice.credit_note):
+        actions.append(email_action(invoice, "Email the invoice" if invoice.status != "canceled"
+                                    else "Email the credit note"))
     return actions
 
 
@@ -85,6 +88,12 @@ def mark_paid(invoice_id):
         return VIEW, invoice, (f"Invoice {invoice.display_number} is paid." if changed
                                else f"Invoice {invoice.display_number} was already paid.")
     return run_action(VIEW, invoice_id, "paid", step)
+
+
+@bp.post("/invoices/<int:invoice_id>/email")
+def email(invoice_id):
+    """Email the issued invoice's PDF (a canceled one's credit note) to the customer."""
+    return run_action(VIEW, invoice_id, "email", email_step(VIEW))
 
 
 @bp.post("/invoices/<int:invoice_id>/cancel")

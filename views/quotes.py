@@ -30,6 +30,8 @@ class Input:
     widget: str = "text"
     value: object = ""
     required: bool = False
+    max_length: int = 2000
+    rows: int = 3
 
 
 @dataclass
@@ -128,6 +130,39 @@ def document_context(view, record, fields, actions, notice=None):
             **lines_context(record, view.kind, view.endpoint)}
 
 
+def email_action(document, label):
+    """The "Email" form of a frozen document (prefilled with the customer, a subject and a message), or
+    the same button disabled with the reason when this installation has no mail server."""
+    from models import mail
+    action = Action("email", label, f"{document.record_type}s.email", layout="expand", submit="Send the email",
+                    intro="The stored PDF goes to the customer as an attachment, from the company's address "
+                          "with replies to you; the deal's timeline keeps the email.")
+    from models import Settings
+    reason = mail.unavailable_reason(Settings.load(logo=False))
+    if reason:
+        action.disabled = reason
+        return action
+    values = mail.compose(document, g.user)
+    action.inputs = [Input("to", "To", "emails", values["to"], True),
+                     Input("cc", "Cc", "emails", values["cc"]),
+                     Input("subject", "Subject", "text", values["subject"], True),
+                     Input("message", "Message", "textarea", values["message"], True, max_length=10000, rows=9)]
+    return action
+
+
+def email_step(view):
+    """The step of an "Email" form: the mail goes out, then the panel says to whom."""
+    from models import mail
+
+    def step(document, version, form):
+        sent, refused = mail.send_document(g.user, document, form)
+        told = f"{sent.display_number} was emailed."
+        if refused:
+            told += f" The mail server refused {', '.join(refused)}."
+        return view, document, told
+    return step
+
+
 def panel_response(view, record, status=200, toast=None, after="", **state):
     """The panel (fragment for htmx, else the page), with out-of-band board updates after it."""
     context = view.context(record, **state)
@@ -221,6 +256,8 @@ def quote_actions(quote):
         revise = Action("revise", "Revise", "quotes.revise", submit="Revise",
                         intro="The quote is superseded by a new draft revision with the same lines.")
         actions += [win, revise, lose]
+    if quote.status in ("active", "won"):
+        actions.append(email_action(quote, "Email the quote"))
     return actions
 
 
@@ -258,6 +295,12 @@ def activate(quote_id):
         changed = quote.activate(g.user, version, **{k: v for k, v in form.items() if k == "valid_until"})
         return VIEW, quote, f"Quote {quote.display_number} {'is active (sent)' if changed else 'was already active'}."
     return run_action(VIEW, quote_id, "activate", step)
+
+
+@bp.post("/quotes/<int:quote_id>/email")
+def email(quote_id):
+    """Email the sent quote's PDF to the customer."""
+    return run_action(VIEW, quote_id, "email", email_step(VIEW))
 
 
 @bp.post("/quotes/<int:quote_id>/revise")

@@ -1,0 +1,246 @@
+"""Emailing a frozen document to the customer: a sent quote, an issued invoice, a canceled invoice's credit
+note. The PDF attached is the stored one (the bytes a download serves). The mail goes out through the SMTP
+server of the installation's SMTP_URL before anything is written; once it is accepted, the document's
+history and the deal's timeline record who sent what to whom."""
+import smtplib
+import socket
+import ssl
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+from urllib.parse import parse_qs, unquote, urlparse
+
+from .base import write_transaction
+from .errors import DomainError, NotAllowed
+from .validation import EMAIL_RE, Cleaner
+
+MAX_RECIPIENTS = 10
+SMTP_TIMEOUT = 20  # seconds: a mail server that does not answer is reported, not waited for
+_config = {"url": "", "sender": ""}
+
+
+class MailNotSent(DomainError):
+    """The mail server could not be reached or refused the mail (nothing was recorded)."""
+
+    status = 503
+
+
+def configure(smtp_url, sender=""):
+    """The SMTP server (`smtp://user:password@host:587`, `smtps://…:465`; `?tls=none` for a relay on the
+    same machine that offers no TLS) and the From address (default: the company's email in the settings).
+    Problems are raised at start-up (ValueError), not when a seller first sends a mail."""
+    smtp_url, sender = (smtp_url or "").strip(), (sender or "").strip()
+    if smtp_url:
+        _server(smtp_url)
+    if sender and not EMAIL_RE.match(sender):
+        raise ValueError(f"MAIL_FROM: {sender!r} is not an email address")
+    _config.update(url=smtp_url, sender=sender)
+
+
+def configured():
+    return bool(_config["url"])
+
+
+def not_configured_reason():
+    return None if configured() else ("Email is not set up for this installation: an admin sets SMTP_URL "
+                                      "(see the README, Configuration).")
+
+
+def _sender(settings):
+    return _config["sender"] or settings.email
+
+
+def unavailable_reason(settings):
+    """Why no document can be emailed now (None when one can): no mail server, or no address to send from."""
+    if not configured():
+        return not_configured_reason()
+    if not _sender(settings):
+        return "There is no address to send from: enter the company's email in the settings, or set MAIL_FROM."
+    return None
+
+
+def _server(url):
+    """(scheme, host, port, user, password, tls) of an SMTP_URL."""
+    parts = urlparse(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("SMTP_URL must look like smtp://user:password@mail.example.com:587 or smtps://…:465")
+    tls = parse_qs(parts.query).get("tls", ["auto"])[-1]
+    if tls not in ("auto", "none"):
+        raise ValueError("SMTP_URL: tls may only be 'none' (a local relay without TLS)")
+    try:
+        port = parts.port or (465 if parts.scheme == "smtps" else 587)
+    except ValueError as exc:
+        raise ValueError(f"SMTP_URL: {exc}") from None
+    return (parts.scheme, parts.hostname, port, unquote(parts.username or ""), unquote(parts.password or ""),
+            tls)
+
+
+# ----- what is sent -----------------------------------------------------------------------------------
+def mailable(document):
+    """The frozen document a mail about `document` carries (the credit note of a canceled invoice), or
+    NotAllowed saying why there is none."""
+    kind = document.record_type
+    if kind == "quote":
+        if document.status not in ("active", "won"):
+            raise NotAllowed(f"Quote {document.display_number} is {document.status}: only a sent (active) or won "
+                             "quote is emailed, as the customer received it.")
+        return document
+    if document.status in ("issued", "paid"):
+        return document
+    if document.status == "canceled" and document.number:
+        from .invoice import CreditNote
+        return CreditNote.of(document)
+    raise NotAllowed(f"Invoice {document.display_number} is a draft: issue it first (a draft has no number).")
+
+
+def _recipient(document):
+    """The customer's address: the document's contact, else its account."""
+    for party in (document.contact if document.contact_id else None,
+                  document.account if document.account_id else None):
+        if party is not None and party.email:
+            return party.email
+    return ""
+
+
+def compose(document, actor):
+    """The form's defaults: {to, cc, subject, message} for mailing `document` (a quote or an invoice)."""
+    from .documents import _long_date, customer_party
+    from .money import format_money
+    from .settings import Settings
+    settings = Settings.load(logo=False)
+    sent = mailable(document)
+    party = customer_party(document)
+    greeting = f"Dear {party['attention']}," if party and party["attention"] else (
+        f"Dear {party['name']}," if party and party["kind"] == "contact" else "Dear Sir or Madam,")
+    company = settings.company_name
+    topic = document.opportunity.topic if document.opportunity_id else ""
+    total = format_money(document.gross_total, settings.currency)
+    if document.record_type == "quote":
+        subject = f"Quote {sent.display_number}" + (f": {topic}" if topic else "")
+        text = (f"please find attached our quote {sent.display_number}" + (f" for {topic}" if topic else "")
+                + f", {total} in total"
+                + (f", valid until {_long_date(sent.valid_until)}." if sent.valid_until else "."))
+    elif sent is document:
+        subject = f"Invoice {sent.number}" + (f": {topic}" if topic else "")
+        text = (f"please find attached our invoice {sent.number} of {_long_date(sent.issue_date)}: {total}, "
+                f"payable by {_long_date(sent.due_date)}. The PDF carries the e-invoice (Factur-X) for your "
+                "accounts.")
+    else:
+        subject = f"Credit note {sent.number} for invoice {document.number}"
+        text = (f"please find attached our credit note {sent.number}: it voids invoice {document.number} "
+                f"of {_long_date(document.issue_date)}, which is not to be paid.")
+    subject = f"{subject} – {company}" if company else subject
+    message = f"{greeting}\n\n{text}\n\nKind regards,\n{actor.name}" + (f"\n{company}" if company else "")
+    return {"to": _recipient(document), "cc": "", "subject": subject[:200], "message": message}
+
+
+def _addresses(c, name, raw, required):
+    """A comma- or semicolon-separated list of addresses, each checked."""
+    items = [part.strip() for part in (raw or "").replace(";", ",").split(",") if part.strip()]
+    if not items:
+        if required:
+            c.fail(name, "Enter the customer's email address.")
+        return []
+    wrong = [item for item in items if len(item) > 254 or not EMAIL_RE.match(item)]
+    if wrong:
+        c.fail(name, f"Not an email address: {wrong[0]} (separate several with commas).")
+    elif len(items) > MAX_RECIPIENTS:
+        c.fail(name, f"At most {MAX_RECIPIENTS} addresses.")
+    return items
+
+
+def _clean(data):
+    c = Cleaner(data, complete=True)
+    to = _addresses(c, "to", data.get("to"), True)
+    cc = _addresses(c, "cc", data.get("cc"), False)
+    c.text("subject", 200, required=True)
+    c.text("message", 10000, required=True, multiline=True)
+    values = c.raise_if_errors("The email could not be sent.")
+    return dict(values, to=to, cc=cc)
+
+
+def build_message(actor, sent, values, settings):
+    """The email: From the company (MAIL_FROM or the settings' email) in the seller's name, Reply-To the
+    seller, the text, and the stored PDF attached."""
+    sender = _sender(settings)
+    if not sender:
+        raise NotAllowed(unavailable_reason(settings), {"settings.email": "Enter the company's email address."})
+    mail = EmailMessage()
+    name = f"{actor.name} – {settings.company_name}" if settings.company_name else actor.name
+    mail["From"] = formataddr((name, sender))
+    mail["To"] = ", ".join(values["to"])
+    if values["cc"]:
+        mail["Cc"] = ", ".join(values["cc"])
+    if actor.email and actor.email != sender:
+        mail["Reply-To"] = formataddr((actor.name, actor.email))
+    mail["Subject"] = values["subject"]
+    mail["Date"] = formatdate(localtime=False)
+    mail["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[1])
+    mail.set_content(values["message"])
+    mail.add_attachment(bytes(sent.pdf), maintype="application", subtype="pdf", filename=sent.file_name)
+    return mail
+
+
+def _deliver(mail, recipients):
+    """Hand the mail to the SMTP server; MailNotSent with the reason when it cannot be delivered."""
+    scheme, host, port, user, password, tls = _server(_config["url"])
+    context = ssl.create_default_context()
+    try:
+        if scheme == "smtps":
+            server = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT, context=context)
+        else:
+            server = smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT)
+        with server:
+            server.ehlo()
+            if scheme == "smtp" and tls != "none":
+                if not server.has_extn("starttls"):
+                    raise MailNotSent(f"The mail server {host} offers no encryption (STARTTLS): the mail was not "
+                                      "sent. Use smtps:// or a server with STARTTLS (?tls=none only for a relay "
+                                      "on this machine).")
+                server.starttls(context=context)
+                server.ehlo()
+            if user:
+                server.login(user, password)
+            refused = server.send_message(mail, to_addrs=recipients)
+    except MailNotSent:
+        raise
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise MailNotSent("The mail server refused every recipient: the mail was not sent.",
+                          {"to": "Refused by the mail server: " + ", ".join(exc.recipients)}) from None
+    except smtplib.SMTPAuthenticationError:
+        raise MailNotSent("The mail server did not accept SMTP_URL's user name and password: the mail was not "
+                          "sent.") from None
+    except (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError) as exc:
+        raise MailNotSent(f"The mail server {host}:{port} could not be reached or refused the mail "
+                          f"({type(exc).__name__}: {str(exc)[:200]}); it was not sent. Try again later.") from None
+    return refused
+
+
+def send_document(actor, document, data):
+    """Email `document`'s frozen PDF (see `mailable`) as the form `data` says (to, cc, subject, message).
+    The mail is sent first, with no transaction open; once the server accepted it, one history event on
+    `document` and an email activity on its deal record it. Returns (the document attached, the addresses
+    the server refused while accepting others)."""
+    from .activity import Activity
+    from .history import HistoryEvent
+    from .opportunity import Opportunity
+    from .settings import Settings
+    if not configured():
+        raise NotAllowed(not_configured_reason())
+    values = _clean(data)
+    sent = mailable(document)
+    if sent.pdf is None:  # loaded without its bytes
+        sent = type(sent).get_by_id(sent.id)
+    if not sent.pdf:
+        raise NotAllowed(f"{sent.display_number} has no stored PDF yet: run `flask --app app freeze-documents`.")
+    settings = Settings.load(logo=False)
+    mail = build_message(actor, sent, values, settings)
+    refused = _deliver(mail, values["to"] + values["cc"])
+    accepted = [address for address in values["to"] + values["cc"] if address not in refused]
+    with write_transaction():
+        HistoryEvent.write(actor, document, "email",
+                           note=f"{sent.file_name} to {', '.join(accepted)}: {values['subject']}"[:1000])
+        if document.opportunity_id:
+            Activity.add(actor, Opportunity.get_by_id(document.opportunity_id), kind="email", done=True,
+                         subject=values["subject"],
+                         body=f"To: {', '.join(accepted)}\nAttached: {sent.file_name}\n\n{values['message']}")
+    return sent, sorted(refused)

@@ -1,0 +1,217 @@
+"""Emailing documents: a sent quote, an issued invoice, a canceled invoice's credit note go to the customer
+with their stored PDF attached, through a real SMTP conversation (a small server in the test process)."""
+import pytest
+
+from models import Activity, HistoryEvent, NotAllowed, User, ValidationError, db, mail
+from models.mail import MailNotSent
+from smtp_sink import SmtpSink
+from test_documents_pdf import active_quote, company, issued_invoice
+from tests.builders import fresh, make_proposed, world_counts
+
+
+@pytest.fixture
+def sink():
+    """A mail server the installation sends through (SMTP_URL), unset again afterwards."""
+    with SmtpSink() as server:
+        mail.configure(server.url)
+        yield server
+    mail.configure("")
+
+
+def _emails(record):
+    return list(HistoryEvent.select().where((HistoryEvent.record_type == record.record_type)
+                                            & (HistoryEvent.record_id == record.id)
+                                            & (HistoryEvent.action == "email")))
+
+
+def _form(document, actor, **changes):
+    return dict(mail.compose(document, actor), **changes)
+
+
+def test_a_sent_quote_goes_to_the_customer_with_its_stored_pdf(database, seller, sink):
+    company()
+    quote = active_quote(seller)
+    form = _form(quote, seller)
+    contact = quote.contact
+    assert form["to"] == contact.email
+    assert form["subject"].startswith(f"Quote {quote.display_number}") and "Falkenberg IT-Systeme GmbH" in form["subject"]
+    assert form["message"].startswith(f"Dear {contact.name},") and "valid until" in form["message"]
+    assert form["message"].rstrip().endswith("Sam Seller\nFalkenberg IT-Systeme GmbH")
+    sent, refused = mail.send_document(seller, quote, dict(form, cc="buyer@example.com"))
+    assert refused == [] and sent.id == quote.id
+    sender, recipients, _ = sink.messages[0]
+    assert sender == "info@falkenberg-it.de" and recipients == [contact.email, "buyer@example.com"]
+    message = sink.parsed()
+    assert message["From"].addresses[0].addr_spec == "info@falkenberg-it.de"
+    assert message["From"].addresses[0].display_name == "Sam Seller – Falkenberg IT-Systeme GmbH"
+    assert message["Reply-To"].addresses[0].addr_spec == "sam@example.com"  # the customer answers the seller
+    assert message["Cc"] == "buyer@example.com" and message["Subject"] == form["subject"]
+    assert message.get_body(("plain",)).get_content().replace("\r\n", "\n").rstrip() == form["message"].rstrip()
+    attachment, = message.iter_attachments()
+    assert attachment.get_filename() == quote.file_name and attachment.get_content_type() == "application/pdf"
+    assert attachment.get_content() == bytes(fresh(quote).pdf)  # the frozen bytes, not a new render
+    event, = _emails(quote)
+    assert event.actor_id == seller.id and contact.email in event.note and quote.file_name in event.note
+    activity = Activity.get((Activity.record_type == "opportunity") & (Activity.record_id == quote.opportunity_id))
+    assert (activity.kind, activity.done, activity.subject) == ("email", True, form["subject"])
+    assert f"Attached: {quote.file_name}" in activity.body and form["message"].strip() in activity.body
+
+
+def test_an_issued_invoice_and_a_credit_note_are_sent_as_issued(database, seller, sink):
+    company()
+    invoice = issued_invoice(seller)
+    form = _form(invoice, seller)
+    assert form["subject"].startswith(f"Invoice {invoice.number}") and "payable by" in form["message"]
+    mail.send_document(seller, invoice, form)
+    attachment, = sink.parsed().iter_attachments()
+    assert attachment.get_filename() == f"{invoice.number}.pdf"
+    assert attachment.get_content() == bytes(fresh(invoice).pdf)  # PDF/A-3 with its Factur-X XML, as frozen
+    fresh(invoice).cancel(seller, reason="Wrong delivery address")
+    canceled = fresh(invoice)
+    form = _form(canceled, seller)
+    assert form["subject"].startswith(f"Credit note {canceled.credit_note.number} for invoice {invoice.number}")
+    sent, _ = mail.send_document(seller, canceled, form)
+    attachment, = sink.parsed().iter_attachments()
+    assert sent.number == canceled.credit_note.number and attachment.get_filename() == f"{sent.number}.pdf"
+    assert attachment.get_content() == bytes(sent.pdf)
+    assert len(_emails(invoice)) == 2  # both recorded on the invoice's timeline
+
+
+def test_a_draft_is_never_emailed(database, seller, sink):
+    company()
+    draft = make_proposed(seller).quote_in("draft")
+    before = world_counts()
+    with pytest.raises(NotAllowed) as refused:
+        mail.send_document(seller, draft, {"to": "x@example.com", "subject": "Quote", "message": "Hello"})
+    assert "only a sent (active) or won quote" in refused.value.message
+    assert sink.messages == [] and world_counts() == before
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("to", "", "customer's email address"),
+    ("to", "nobody", "Not an email address: nobody"),
+    ("to", "a@example.com, b@@example.com", "Not an email address: b@@example.com"),
+    ("to", ", ".join(f"p{i}@example.com" for i in range(11)), "At most 10"),
+    ("cc", "boss at example.com", "Not an email address"),
+    ("subject", "", "required"),
+    ("subject", "Quote\r\nBcc: everyone@example.com", "single line"),  # no header injection
+    ("subject", "x" * 201, "At most 200"),
+    ("message", "", "required"),
+    ("message", "Hello\x00", "control characters"),
+])
+def test_bad_input_is_refused_at_the_field_and_nothing_is_sent(database, seller, sink, field, value, message):
+    company()
+    quote = active_quote(seller)
+    before = world_counts()
+    with pytest.raises(ValidationError) as refused:
+        mail.send_document(seller, quote, _form(quote, seller, **{field: value}))
+    assert set(refused.value.fields) == {field} and message in refused.value.fields[field]
+    assert sink.messages == [] and world_counts() == before
+
+
+def test_recipients_the_server_refuses(database, seller, sink):
+    company()
+    quote = active_quote(seller)
+    sink.refuse = {"gone@example.com"}
+    sent, refused = mail.send_document(seller, quote, _form(quote, seller, to="gone@example.com, here@example.com"))
+    assert refused == ["gone@example.com"] and sink.messages[0][1] == ["here@example.com"]
+    assert "here@example.com" in _emails(quote)[0].note and "gone@" not in _emails(quote)[0].note
+    sink.refuse = {"gone@example.com", "here@example.com"}
+    before = world_counts()
+    with pytest.raises(MailNotSent) as failed:
+        mail.send_document(seller, quote, _form(quote, seller, to="gone@example.com, here@example.com"))
+    assert failed.value.status == 503 and "gone@example.com" in failed.value.fields["to"]
+    assert world_counts() == before
+
+
+def test_an_unreachable_or_unsafe_server_sends_nothing_and_records_nothing(database, seller, sink):
+    company()
+    quote = active_quote(seller)
+    before = world_counts()
+    with SmtpSink() as closed:
+        port = closed.port
+    mail.configure(f"smtp://127.0.0.1:{port}?tls=none")  # nothing listens there any more
+    with pytest.raises(MailNotSent) as failed:
+        mail.send_document(seller, quote, _form(quote, seller))
+    assert "could not be reached" in failed.value.message and "not sent" in failed.value.message
+    mail.configure(f"smtp://user:secret@127.0.0.1:{sink.port}")  # a password, and no STARTTLS offered
+    with pytest.raises(MailNotSent) as unsafe:
+        mail.send_document(seller, quote, _form(quote, seller))
+    assert "offers no encryption (STARTTLS)" in unsafe.value.message
+    assert sink.messages == [] and world_counts() == before
+    mail.configure(sink.url)
+    company(email="")  # no address to send from
+    with pytest.raises(NotAllowed) as no_sender:
+        mail.send_document(seller, quote, _form(quote, seller))
+    assert "no address to send from" in no_sender.value.message and set(no_sender.value.fields) == {"settings.email"}
+    mail.configure(sink.url, "sales@falkenberg-it.de")  # MAIL_FROM
+    mail.send_document(seller, quote, _form(quote, seller))
+    assert sink.parsed()["From"].addresses[0].addr_spec == "sales@falkenberg-it.de"
+    assert len(sink.messages) == 1
+    world_counts_after_one_mail = world_counts()
+    assert world_counts_after_one_mail["HistoryEvent"] == before["HistoryEvent"] + 1
+    mail.configure("")
+    with pytest.raises(NotAllowed) as unset:
+        mail.send_document(seller, quote, _form(quote, seller))
+    assert "SMTP_URL" in unset.value.message
+
+
+@pytest.mark.parametrize("url, sender", [("http://mail.example.com", ""), ("smtp://", ""),
+                                         ("smtp://mail.example.com:99999", ""),
+                                         ("smtp://mail.example.com?tls=maybe", ""),
+                                         ("smtp://mail.example.com", "not-an-address")])
+def test_a_wrong_mail_configuration_stops_the_start(url, sender):
+    from app import create_app
+    with pytest.raises(ValueError):
+        create_app({"SMTP_URL": url, "MAIL_FROM": sender, "DATABASE_URL": "sqlite://", "SECRET_KEY": "t"})
+    mail.configure("")
+
+
+# ----- the panels ---------------------------------------------------------------------------------------
+def _url(document, action=""):
+    return f"/{document.record_type}s/{document.id}" + (f"/{action}" if action else "")
+
+
+def test_the_quote_panel_emails_the_quote(logged_in, user, sink):
+    with db.connection_context():
+        company()
+        quote = active_quote(User.get_by_id(user.id))
+        contact_email = quote.contact.email
+    html = logged_in.hx_get(_url(quote) + "?action=email").get_data(as_text=True)
+    assert 'name="to"' in html and f'value="{contact_email}"' in html and "Send the email" in html
+    refused = logged_in.hx_post(_url(quote, "email"), {"to": "nobody", "subject": "Quote", "message": "Hi",
+                                                        "version": "1"})
+    assert refused.status_code == 422 and "Not an email address: nobody" in refused.get_data(as_text=True)
+    assert sink.messages == []
+    resp = logged_in.hx_post(_url(quote, "email"), {"to": contact_email, "subject": "Your quote",
+                                                     "message": "Dear Lena,\nhere it is.", "version": "1"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
+    assert f"{quote.display_number} was emailed." in resp.headers.get("HX-Trigger", "") + resp.get_data(as_text=True)
+    assert len(sink.messages) == 1 and sink.parsed()["Subject"] == "Your quote"
+    timeline = logged_in.hx_get(_url(quote)).get_data(as_text=True)
+    assert "emailed the document" in timeline
+
+
+def test_without_a_mail_server_the_button_says_why(logged_in, user):
+    with db.connection_context():
+        company()
+        invoice = issued_invoice(User.get_by_id(user.id))
+        before = world_counts()
+    html = logged_in.hx_get(_url(invoice)).get_data(as_text=True)
+    assert "Email the invoice" in html and "Email is not set up for this installation" in html
+    resp = logged_in.hx_post(_url(invoice, "email"), {"to": "x@example.com", "subject": "Invoice",
+                                                       "message": "Hi", "version": "1"})
+    assert resp.status_code == 409 and "SMTP_URL" in resp.get_data(as_text=True)
+    with db.connection_context():
+        assert world_counts() == before
+
+
+def test_a_seller_cannot_email_another_sellers_quote(app, client, user, sink):
+    with db.connection_context():
+        company()
+        quote = active_quote(User.get_by_id(user.id))
+        User.create_user("sue@example.com", "correct horse battery staple", "Sue Seller", "seller")
+    client.login("sue@example.com", "correct horse battery staple")
+    resp = client.hx_post(_url(quote, "email"), {"to": "x@example.com", "subject": "Quote", "message": "Hi",
+                                                  "version": "1"})
+    assert resp.status_code == 404 and sink.messages == []
