@@ -173,7 +173,7 @@ def build_message(actor, sent, values, settings):
     if actor.email and actor.email != sender:
         mail["Reply-To"] = formataddr((actor.name, actor.email))
     mail["Subject"] = values["subject"]
-    mail["Date"] = formatdate(localtime=False)
+    mail["Date"] = formatdate(usegmt=True)
     mail["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[1])
     mail.set_content(values["message"])
     mail.add_attachment(bytes(sent.pdf), maintype="application", subtype="pdf", filename=sent.file_name)
@@ -219,7 +219,7 @@ def send_document(actor, document, data):
     """Email `document`'s frozen PDF (see `mailable`) as the form `data` says (to, cc, subject, message).
     The mail is sent first, with no transaction open; once the server accepted it, one history event on
     `document` and an email activity on its deal record it. Returns (the document attached, the addresses
-    the server refused while accepting others)."""
+    the server accepted, those it refused while accepting others)."""
     from .activity import Activity
     from .history import HistoryEvent
     from .opportunity import Opportunity
@@ -243,4 +243,4 @@ def send_document(actor, document, data):
             Activity.add(actor, Opportunity.get_by_id(document.opportunity_id), kind="email", done=True,
                          subject=values["subject"],
                          body=f"To: {', '.join(accepted)}\nAttached: {sent.file_name}\n\n{values['message']}")
-    return sent, sorted(refused)
+    return sent, accepted, sorted(refused)

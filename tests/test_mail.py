@@ -37,8 +37,8 @@ def test_a_sent_quote_goes_to_the_customer_with_its_stored_pdf(database, seller,
     assert form["subject"].startswith(f"Quote {quote.display_number}") and "Falkenberg IT-Systeme GmbH" in form["subject"]
     assert form["message"].startswith(f"Dear {contact.name},") and "valid until" in form["message"]
     assert form["message"].rstrip().endswith("Sam Seller\nFalkenberg IT-Systeme GmbH")
-    sent, refused = mail.send_document(seller, quote, dict(form, cc="buyer@example.com"))
-    assert refused == [] and sent.id == quote.id
+    sent, accepted, refused = mail.send_document(seller, quote, dict(form, cc="buyer@example.com"))
+    assert refused == [] and sent.id == quote.id and accepted == [contact.email, "buyer@example.com"]
     sender, recipients, _ = sink.messages[0]
     assert sender == "info@falkenberg-it.de" and recipients == [contact.email, "buyer@example.com"]
     message = sink.parsed()
@@ -70,7 +70,7 @@ def test_an_issued_invoice_and_a_credit_note_are_sent_as_issued(database, seller
     canceled = fresh(invoice)
     form = _form(canceled, seller)
     assert form["subject"].startswith(f"Credit note {canceled.credit_note.number} for invoice {invoice.number}")
-    sent, _ = mail.send_document(seller, canceled, form)
+    sent, _, _ = mail.send_document(seller, canceled, form)
     attachment, = sink.parsed().iter_attachments()
     assert sent.number == canceled.credit_note.number and attachment.get_filename() == f"{sent.number}.pdf"
     assert attachment.get_content() == bytes(sent.pdf)
@@ -113,8 +113,9 @@ def test_recipients_the_server_refuses(database, seller, sink):
     company()
     quote = active_quote(seller)
     sink.refuse = {"gone@example.com"}
-    sent, refused = mail.send_document(seller, quote, _form(quote, seller, to="gone@example.com, here@example.com"))
-    assert refused == ["gone@example.com"] and sink.messages[0][1] == ["here@example.com"]
+    sent, accepted, refused = mail.send_document(seller, quote, _form(quote, seller,
+                                                                     to="gone@example.com, here@example.com"))
+    assert (accepted, refused) == (["here@example.com"], ["gone@example.com"]) and sink.messages[0][1] == ["here@example.com"]
     assert "here@example.com" in _emails(quote)[0].note and "gone@" not in _emails(quote)[0].note
     sink.refuse = {"gone@example.com", "here@example.com"}
     before = world_counts()
@@ -186,7 +187,7 @@ def test_the_quote_panel_emails_the_quote(logged_in, user, sink):
     resp = logged_in.hx_post(_url(quote, "email"), {"to": contact_email, "subject": "Your quote",
                                                      "message": "Dear Lena,\nhere it is.", "version": "1"})
     assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
-    assert f"{quote.display_number} was emailed." in resp.headers.get("HX-Trigger", "") + resp.get_data(as_text=True)
+    assert f"{quote.display_number} was emailed to {contact_email}." in resp.headers.get("HX-Trigger", "") + resp.get_data(as_text=True)
     assert len(sink.messages) == 1 and sink.parsed()["Subject"] == "Your quote"
     timeline = logged_in.hx_get(_url(quote)).get_data(as_text=True)
     assert "emailed the document" in timeline

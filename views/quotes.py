@@ -155,8 +155,8 @@ def email_step(view):
     from models import mail
 
     def step(document, version, form):
-        sent, refused = mail.send_document(g.user, document, form)
-        told = f"{sent.display_number} was emailed."
+        sent, accepted, refused = mail.send_document(g.user, document, form)
+        told = f"{sent.display_number} was emailed to {', '.join(accepted)}."
         if refused:
             told += f" The mail server refused {', '.join(refused)}."
         return view, document, told
