@@ -204,3 +204,37 @@ def test_document_panels_have_no_serious_accessibility_violations(page, user):
         serious += [(path, v["id"], v["help"], [n["target"] for n in v["nodes"][:3]])
                     for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
     assert serious == [], "\n".join(map(str, serious))
+
+
+def test_email_a_sent_quote_from_its_panel(page, user, screenshot):
+    from axe_playwright_python.sync_playwright import Axe
+    from models import mail
+    from smtp_sink import SmtpSink
+    deal = _deal(user, "close")
+    with db.connection_context():
+        quote = deal.quote_in("active")
+        Settings.update(email="sales@pipeline-test.example").where(Settings.id == Settings.load().id).execute()
+    with SmtpSink() as sink:
+        mail.configure(sink.url)
+        try:
+            page.goto(f"{page.base}/board?panel=opportunity:{deal.id}")
+            _open_related(page, re.compile(r"Quote Q-\d+ rev 1"))
+            page.locator(f'#panel[data-record="quote:{quote.id}"]').wait_for()
+            page.locator("#panel a[data-action=email]").click()
+            form = page.locator("#panel form[data-action=email]")
+            form.wait_for()
+            assert form.locator('input[name="to"]').input_value() == "jonas@weber.example"
+            assert form.locator('textarea[name="message"]').input_value().startswith("Dear Jonas Weber,")
+            results = Axe().run(page, options={"resultTypes": ["violations"]})
+            serious = [(v["id"], v["help"]) for v in results.response["violations"]
+                       if v["impact"] in ("serious", "critical")]
+            assert serious == []
+            form.locator('input[name="cc"]').fill("buyer@weber.example")
+            screenshot(page, "quote-email-form")
+            form.get_by_role("button", name="Send the email").click()
+            page.get_by_text(re.compile(r"was emailed to jonas@weber\.example, buyer@weber\.example")).wait_for()
+            page.locator("#panel .timeline").get_by_text("emailed the document").wait_for()
+            assert len(sink.messages) == 1 and sink.messages[0][1] == ["jonas@weber.example", "buyer@weber.example"]
+            assert page.console_errors == []
+        finally:
+            mail.configure("")
