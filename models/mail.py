@@ -119,6 +119,12 @@ def compose(document, actor):
         text = (f"please find attached our quote {sent.display_number}" + (f" for {topic}" if topic else "")
                 + f", {total} in total"
                 + (f", valid until {_long_date(sent.valid_until)}." if sent.valid_until else "."))
+    elif sent is document and document.payment_state == "overdue":  # a friendly payment reminder
+        subject = f"Payment reminder: invoice {sent.number}"
+        text = (f"our invoice {sent.number} of {_long_date(sent.issue_date)} for {total} was due on "
+                f"{_long_date(sent.due_date)}, and we have not received your payment yet. Please transfer the "
+                f"amount, quoting {sent.number}; the invoice is attached again. If you have paid in the "
+                "meantime, please disregard this email.")
     elif sent is document:
         subject = f"Invoice {sent.number}" + (f": {topic}" if topic else "")
         text = (f"please find attached our invoice {sent.number} of {_long_date(sent.issue_date)}: {total}, "

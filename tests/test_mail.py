@@ -216,3 +216,28 @@ def test_a_seller_cannot_email_another_sellers_quote(app, client, user, sink):
     resp = client.hx_post(_url(quote, "email"), {"to": "x@example.com", "subject": "Quote", "message": "Hi",
                                                   "version": "1"})
     assert resp.status_code == 404 and sink.messages == []
+
+
+def test_an_overdue_invoice_is_sent_again_as_a_payment_reminder(logged_in, user, sink):
+    from models import Invoice
+    from models.documents import _long_date
+    from test_documents_pdf import customer_of
+    from tests.builders import days_ago, make_draft_invoice
+    with db.connection_context():
+        company()
+        seller = User.get_by_id(user.id)
+        draft = make_draft_invoice(seller)
+        customer_of(draft)
+        fresh(draft).issue(seller, issue_date=days_ago(45).isoformat())
+        invoice = Invoice.get_by_id(draft.id)
+        assert invoice.payment_state == "overdue"
+        form = _form(invoice, seller)
+    assert form["subject"] == f"Payment reminder: invoice {invoice.number} – Falkenberg IT-Systeme GmbH"
+    assert f"was due on {_long_date(invoice.due_date)}" in form["message"] and "disregard" in form["message"]
+    html = logged_in.hx_get(_url(invoice)).get_data(as_text=True)
+    assert "Send a payment reminder" in html and "Email the invoice" not in html
+    resp = logged_in.hx_post(_url(invoice, "email"), dict(form, version="1"))
+    assert resp.status_code == 200 and sink.parsed()["Subject"] == form["subject"]
+    attachment, = sink.parsed().iter_attachments()
+    with db.connection_context():
+        assert attachment.get_content() == bytes(Invoice.get_by_id(invoice.id).pdf)

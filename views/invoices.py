@@ -41,8 +41,9 @@ def invoice_actions(invoice):
                               submit="Cancel the invoice", intro=f"The invoice is canceled.{keeps}",
                               inputs=[Input("reason", "Reason", "textarea", "", True)]))
     if invoice.status in ("issued", "paid") or (invoice.status == "canceled" and invoice.credit_note):
-        actions.append(email_action(invoice, "Email the invoice" if invoice.status != "canceled"
-                                    else "Email the credit note"))
+        label = ("Email the credit note" if invoice.status == "canceled" else
+                 "Send a payment reminder" if invoice.payment_state == "overdue" else "Email the invoice")
+        actions.append(email_action(invoice, label))
     return actions
 
 

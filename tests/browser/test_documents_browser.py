@@ -126,7 +126,7 @@ def test_follow_the_deal_from_opportunity_to_paid_invoice(page, user, screenshot
         assert (invoice.status, invoice.paid_on) == ("paid", today())
         assert Opportunity.get_by_id(deal.id).column == "invoiced"
     _open_related(page, "Fleet tablets")
-    page.locator(f'#panel[aria-label="Opportunity Fleet tablets"]').wait_for()
+    page.locator('#panel[aria-label="Opportunity Fleet tablets"]').wait_for()
     assert page.locator("#panel .related").get_by_role("link", name=f"Invoice {invoice.number}").count() == 1
     assert page.console_errors == []
 
