@@ -11,9 +11,10 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from .base import write_transaction
 from .errors import DomainError, NotAllowed
-from .validation import EMAIL_RE, Cleaner
+from .validation import EMAIL_RE, Cleaner, text_problem
 
-MAX_RECIPIENTS = 10
+MAX_RECIPIENTS = 10  # in To and in Cc each
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 SMTP_TIMEOUT = 20  # seconds: a mail server that does not answer is reported, not waited for
 _config = {"url": "", "sender": ""}
 
@@ -31,8 +32,8 @@ def configure(smtp_url, sender=""):
     smtp_url, sender = (smtp_url or "").strip(), (sender or "").strip()
     if smtp_url:
         _server(smtp_url)
-    if sender and not EMAIL_RE.match(sender):
-        raise ValueError(f"MAIL_FROM: {sender!r} is not an email address")
+    if sender and (not EMAIL_RE.match(sender) or _ascii_address(sender) is None):
+        raise ValueError(f"MAIL_FROM: {sender!r} is not an email address with ASCII letters before the @")
     _config.update(url=smtp_url, sender=sender)
 
 
@@ -67,11 +68,32 @@ def _server(url):
     if tls not in ("auto", "none"):
         raise ValueError("SMTP_URL: tls may only be 'none' (a local relay without TLS)")
     try:
-        port = parts.port or (465 if parts.scheme == "smtps" else 587)
-    except ValueError as exc:
+        port = parts.port
+        host = parts.hostname.encode("idna").decode("ascii")
+    except (ValueError, UnicodeError) as exc:
         raise ValueError(f"SMTP_URL: {exc}") from None
-    return (parts.scheme, parts.hostname, port, unquote(parts.username or ""), unquote(parts.password or ""),
-            tls)
+    if port == 0:
+        raise ValueError("SMTP_URL: the port cannot be 0")
+    port = port or (465 if parts.scheme == "smtps" else 587)
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    if not (user + password).isascii():
+        raise ValueError("SMTP_URL: SMTP logins take user names and passwords in ASCII characters only")
+    if tls == "none" and user and host not in LOCAL_HOSTS:
+        raise ValueError("SMTP_URL: ?tls=none would send the password unencrypted; it is only for a relay on this "
+                         "machine (localhost)")
+    return parts.scheme, host, port, user, password, tls
+
+
+def _ascii_address(address):
+    """The address as SMTP and mail headers take it without SMTPUTF8 (the domain in IDNA form), or None when
+    its part before the @ has other than ASCII characters."""
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        return None
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return None
 
 
 # ----- what is sent -----------------------------------------------------------------------------------
@@ -146,12 +168,17 @@ def _addresses(c, name, raw, required):
         if required:
             c.fail(name, "Enter the customer's email address.")
         return []
-    wrong = [item for item in items if len(item) > 254 or not EMAIL_RE.match(item)]
+    wrong = [item for item in items if len(item) > 254 or not EMAIL_RE.match(item) or text_problem(item)]
     if wrong:
         c.fail(name, f"Not an email address: {wrong[0]} (separate several with commas).")
-    elif len(items) > MAX_RECIPIENTS:
+        return []
+    if len(items) > MAX_RECIPIENTS:
         c.fail(name, f"At most {MAX_RECIPIENTS} addresses.")
-    return items
+        return []
+    sendable = [_ascii_address(item) for item in items]
+    if None in sendable:
+        c.fail(name, f"{items[sendable.index(None)]}: only addresses with ASCII letters before the @ can be sent to.")
+    return sendable
 
 
 def _clean(data):
@@ -160,6 +187,8 @@ def _clean(data):
     cc = _addresses(c, "cc", data.get("cc"), False)
     c.text("subject", 200, required=True)
     c.text("message", 10000, required=True, multiline=True)
+    if "subject" not in c.errors and len((data.get("subject") or "").strip().splitlines()) > 1:
+        c.fail("subject", "Use a single line (no line breaks).")  # U+2028 and the like: a header is one line
     values = c.raise_if_errors("The email could not be sent.")
     return dict(values, to=to, cc=cc)
 
@@ -170,14 +199,19 @@ def build_message(actor, sent, values, settings):
     sender = _sender(settings)
     if not sender:
         raise NotAllowed(unavailable_reason(settings), {"settings.email": "Enter the company's email address."})
+    sender = _ascii_address(sender)
+    if sender is None:
+        raise NotAllowed("The company's email cannot be sent from: use an address with ASCII letters before "
+                         "the @, or set MAIL_FROM.", {"settings.email": "Use ASCII letters before the @."})
     mail = EmailMessage()
     name = f"{actor.name} – {settings.company_name}" if settings.company_name else actor.name
     mail["From"] = formataddr((name, sender))
     mail["To"] = ", ".join(values["to"])
     if values["cc"]:
         mail["Cc"] = ", ".join(values["cc"])
-    if actor.email and actor.email != sender:
-        mail["Reply-To"] = formataddr((actor.name, actor.email))
+    reply_to = _ascii_address(actor.email) if actor.email else None
+    if reply_to and reply_to != sender:  # (a login that cannot be written in a header gets no Reply-To)
+        mail["Reply-To"] = formataddr((actor.name, reply_to))
     mail["Subject"] = values["subject"]
     mail["Date"] = formatdate(usegmt=True)
     mail["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[1])
@@ -190,35 +224,49 @@ def _deliver(mail, recipients):
     """Hand the mail to the SMTP server; MailNotSent with the reason when it cannot be delivered."""
     scheme, host, port, user, password, tls = _server(_config["url"])
     context = ssl.create_default_context()
+    server = None
     try:
         if scheme == "smtps":
             server = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT, context=context)
         else:
             server = smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT)
-        with server:
+        server.ehlo()
+        if scheme == "smtp" and tls != "none":
+            if not server.has_extn("starttls"):
+                raise MailNotSent(f"The mail server {host} offers no encryption (STARTTLS): the mail was not "
+                                  "sent. Use smtps:// or a server with STARTTLS (?tls=none only for a relay "
+                                  "on this machine).")
+            server.starttls(context=context)
             server.ehlo()
-            if scheme == "smtp" and tls != "none":
-                if not server.has_extn("starttls"):
-                    raise MailNotSent(f"The mail server {host} offers no encryption (STARTTLS): the mail was not "
-                                      "sent. Use smtps:// or a server with STARTTLS (?tls=none only for a relay "
-                                      "on this machine).")
-                server.starttls(context=context)
-                server.ehlo()
-            if user:
-                server.login(user, password)
-            refused = server.send_message(mail, to_addrs=recipients)
+        if user:
+            server.login(user, password)
+        refused = server.send_message(mail, to_addrs=recipients)
     except MailNotSent:
+        _close(server)
         raise
     except smtplib.SMTPRecipientsRefused as exc:
+        _close(server)
         raise MailNotSent("The mail server refused every recipient: the mail was not sent.",
                           {"to": "Refused by the mail server: " + ", ".join(exc.recipients)}) from None
     except smtplib.SMTPAuthenticationError:
+        _close(server)
         raise MailNotSent("The mail server did not accept SMTP_URL's user name and password: the mail was not "
                           "sent.") from None
-    except (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError) as exc:
+    except (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError, UnicodeError) as exc:
+        _close(server)
         raise MailNotSent(f"The mail server {host}:{port} could not be reached or refused the mail "
                           f"({type(exc).__name__}: {str(exc)[:200]}); it was not sent. Try again later.") from None
+    _close(server)  # the mail was accepted: how the server says goodbye changes nothing
     return refused
+
+
+def _close(server):
+    if server is None:
+        return
+    try:
+        server.quit()
+    except (smtplib.SMTPException, OSError):
+        server.close()
 
 
 def send_document(actor, document, data):
@@ -236,7 +284,7 @@ def send_document(actor, document, data):
     sent = mailable(document)
     if sent.pdf is None:  # loaded without its bytes
         sent = type(sent).get_by_id(sent.id)
-    if not sent.pdf:
+    if not sent.pdf or not sent.pdf_sha256:
         raise NotAllowed(f"{sent.display_number} has no stored PDF yet: run `flask --app app freeze-documents`.")
     settings = Settings.load(logo=False)
     mail = build_message(actor, sent, values, settings)

@@ -56,7 +56,7 @@ class _Handler(socketserver.StreamRequestHandler):
             elif verb == "NOOP":
                 self.reply("250 OK")
             elif verb == "QUIT":
-                self.reply("221 Bye")
+                self.reply(sink.goodbye)
                 return
             else:
                 self.reply("502 Command not implemented")
@@ -69,10 +69,10 @@ class _Server(socketserver.ThreadingTCPServer):
 
 class SmtpSink:
     """`with SmtpSink() as sink:` serves on sink.port; sink.messages lists what arrived; addresses in
-    sink.refuse are refused at RCPT (550)."""
+    sink.refuse are refused at RCPT (550); sink.goodbye is the answer to QUIT."""
 
     def __init__(self):
-        self.messages, self.refuse = [], set()
+        self.messages, self.refuse, self.goodbye = [], set(), "221 Bye"
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.sink = self
         self.port = self._server.server_address[1]

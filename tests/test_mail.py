@@ -95,6 +95,9 @@ def test_a_draft_is_never_emailed(database, seller, sink):
     ("cc", "boss at example.com", "Not an email address"),
     ("subject", "", "required"),
     ("subject", "Quote\r\nBcc: everyone@example.com", "single line"),  # no header injection
+    ("subject", "Quote\u2028Bcc: everyone@example.com", "single line"),  # a Unicode line separator neither
+    ("to", "ana\u202e@example.com", "Not an email address"),  # an invisible direction override
+    ("to", "jörg@example.com", "only addresses with ASCII letters before the @"),
     ("subject", "x" * 201, "At most 200"),
     ("message", "", "required"),
     ("message", "Hello\x00", "control characters"),
@@ -158,9 +161,12 @@ def test_an_unreachable_or_unsafe_server_sends_nothing_and_records_nothing(datab
 
 
 @pytest.mark.parametrize("url, sender", [("http://mail.example.com", ""), ("smtp://", ""),
-                                         ("smtp://mail.example.com:99999", ""),
-                                         ("smtp://mail.example.com?tls=maybe", ""),
-                                         ("smtp://mail.example.com", "not-an-address")])
+                                         ("smtp://mail.example.com:99999", ""), ("smtp://mail.example.com:0", ""),
+                                         ("smtp://mail.example.com?tls=maybe", ""), ("smtp://a..b", ""),
+                                         ("smtp://user:secret@mail.example.com?tls=none", ""),  # password in clear
+                                         ("smtp://us%C3%A9r:secret@mail.example.com", ""),  # SMTP logins are ASCII
+                                         ("smtp://mail.example.com", "not-an-address"),
+                                         ("smtp://mail.example.com", "jörg@example.com")])
 def test_a_wrong_mail_configuration_stops_the_start(url, sender):
     from app import create_app
     with pytest.raises(ValueError):
@@ -241,3 +247,32 @@ def test_an_overdue_invoice_is_sent_again_as_a_payment_reminder(logged_in, user,
     attachment, = sink.parsed().iter_attachments()
     with db.connection_context():
         assert attachment.get_content() == bytes(Invoice.get_by_id(invoice.id).pdf)
+
+
+def test_what_is_attached_is_the_stored_document_in_every_state(database, seller, sink):
+    """A won quote and a paid invoice too; and the stored bytes even when a render now would differ."""
+    from models import Invoice, Quote
+    from models.documents import render_pdf
+    from tests.builders import win_inputs
+    company()
+    quote = active_quote(seller)
+    opportunity = quote.opportunity
+    opportunity.move_to(seller, "fulfill", **win_inputs(opportunity))
+    invoice = issued_invoice(seller)
+    invoice.mark_paid(seller, paid_on=invoice.issue_date.isoformat())
+    company(company_name="Falkenberg Systems AG")  # a render now would print the new name
+    for document in (Quote.get_by_id(quote.id), Invoice.get_by_id(invoice.id)):
+        assert document.status in ("won", "paid")
+        assert render_pdf(document, draft=False) != bytes(document.pdf)
+        mail.send_document(seller, document, _form(document, seller))
+        attachment, = sink.parsed().iter_attachments()
+        assert attachment.get_content() == bytes(document.pdf)
+
+
+def test_idn_domains_and_a_server_that_says_goodbye_badly(database, seller, sink):
+    company()
+    quote = active_quote(seller)
+    sink.goodbye = "421 closing"  # after the mail was accepted: it was sent, and is recorded
+    sent, accepted, _ = mail.send_document(seller, quote, _form(quote, seller, to="info@bücher.example"))
+    assert accepted == ["info@xn--bcher-kva.example"] and sink.messages[0][1] == ["info@xn--bcher-kva.example"]
+    assert len(_emails(quote)) == 1
