@@ -119,7 +119,10 @@ def test_follow_the_deal_from_opportunity_to_paid_invoice(page, user, screenshot
     screenshot(page, "invoice-issued-panel")
     page.locator("#panel form[data-action=paid] button").click()
     page.wait_for_function("document.querySelector('#panel .eyebrow .status').textContent === 'paid'")
-    assert page.locator("#panel .panel-actions").count() == 0
+    # a paid invoice's lifecycle is over: emailing it again is all that is left (off without a mail server)
+    assert page.locator("#panel .panel-actions button, #panel .panel-actions a").all_inner_texts() == [
+        "Email the invoice"]
+    assert page.locator("#panel .panel-actions button").is_disabled()
     screenshot(page, "invoice-paid-panel")
     with db.connection_context():
         invoice = Invoice.get(Invoice.order == order.id)
