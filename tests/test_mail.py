@@ -276,3 +276,24 @@ def test_idn_domains_and_a_server_that_says_goodbye_badly(database, seller, sink
     sent, accepted, _ = mail.send_document(seller, quote, _form(quote, seller, to="info@bücher.example"))
     assert accepted == ["info@xn--bcher-kva.example"] and sink.messages[0][1] == ["info@xn--bcher-kva.example"]
     assert len(_emails(quote)) == 1
+
+
+def test_the_api_emails_a_document_with_the_panels_defaults(app, user, sink):
+    import json
+    from models import ApiToken
+    with db.connection_context():
+        company()
+        seller = User.get_by_id(user.id)
+        quote = active_quote(seller)
+        contact_email = quote.contact.email
+        token = ApiToken.issue(seller, "mail test")[1]
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    resp = client.post(f"/api/v1/quotes/{quote.id}/email", data=json.dumps({"cc": "boss@example.com"}),
+                       headers=headers)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json()["id"] == quote.id
+    assert sink.messages[0][1] == [contact_email, "boss@example.com"]
+    assert sink.parsed()["Subject"].startswith(f"Quote {quote.display_number}")
+    bad = client.post(f"/api/v1/quotes/{quote.id}/email", data=json.dumps({"to": "nobody"}), headers=headers)
+    assert bad.status_code == 422 and "to" in bad.get_json()["fields"] and len(sink.messages) == 1

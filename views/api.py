@@ -320,6 +320,23 @@ def _create_opportunity(actor, values):
     return Lead.create_qualified(actor, values, choices)
 
 
+def _email(record, actor, version, inputs):
+    """POST …/email: the panel's Email form; what is not sent is prefilled as the panel prefills it."""
+    from models import mail
+    mail.send_document(actor, record, dict(mail.compose(record, actor), **inputs))
+    return record
+
+
+EMAIL_INPUTS = [F("to", "text", max_length=3000, doc="Addresses separated by commas (default: the document's "
+                                                     "contact, else its account)."),
+                F("cc", "text", max_length=3000, doc="Addresses separated by commas (default: none)."),
+                F("subject", "text", max_length=200, doc="One line (default: the number, the deal, the company)."),
+                F("message", "text", max_length=10000, doc="The mail's text (default: the panel's greeting, "
+                                                          "total and validity or due date).")]
+EMAIL_SUMMARY = ("Email the stored PDF to the customer through the installation's SMTP_URL, as the panel's Email "
+                 "form does (409 without a mail server or for a draft, 503 when the mail server fails; nothing is "
+                 "recorded then). The answer is the record; the deal's timeline keeps the email.")
+
 VERSION_DOC = "The version the change is based on (as the If-Match header): a stale one is refused with 409."
 REASON = F("reason", "text", max_length=2000, doc="Why (required).")
 
@@ -379,6 +396,7 @@ RESOURCES = [
                              _same("win", "actual_revenue", "actual_close_date"),
                              [F("actual_revenue", "money"), F("actual_close_date", "date")]),
                       Action("lose", "Mark the quote lost (the deal stays open).", _same("lose")),
+                      Action("email", "A sent (active) or won quote: " + EMAIL_SUMMARY, _email, EMAIL_INPUTS),
                       Action("lines", "Add a line to the draft quote.", _add_line, LINE_INPUTS)],
              lines=True, line_edit=True, without=("pdf",), downloads=QUOTE_DOWNLOADS,
              doc="Numbered, revisioned proposals; read-only once sent."),
@@ -404,6 +422,8 @@ RESOURCES = [
                       Action("cancel", "Cancel the invoice (an issued one keeps its number and is voided by a "
                              "credit note issued with it).",
                              _same("cancel", "reason"), [REASON]),
+                      Action("email", "An issued or paid invoice (an overdue one as a payment reminder), or a "
+                             "canceled invoice's credit note: " + EMAIL_SUMMARY, _email, EMAIL_INPUTS),
                       Action("lines", "Add a line to the draft invoice.", _add_line, LINE_INPUTS)],
              lines=True, line_edit=True, without=("pdf",), downloads=INVOICE_DOWNLOADS,
              prefetch=Invoice.read_credit_note_numbers,
