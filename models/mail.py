@@ -114,6 +114,19 @@ def mailable(document):
     raise NotAllowed(f"Invoice {document.display_number} is a draft: issue it first (a draft has no number).")
 
 
+def is_reminder(document, sent):
+    """A mail of an overdue invoice (itself, not a credit note) is a payment reminder."""
+    return document.record_type == "invoice" and sent is document and document.payment_state == "overdue"
+
+
+def reminders(invoice):
+    """The payment reminders sent for an invoice (history events), oldest first."""
+    from .history import HistoryEvent
+    return list(HistoryEvent.select(HistoryEvent.at).where(
+        (HistoryEvent.record_type == "invoice") & (HistoryEvent.record_id == invoice.id)
+        & (HistoryEvent.action == "reminder")).order_by(HistoryEvent.at, HistoryEvent.id))
+
+
 def _recipient(document):
     """The customer's address: the document's contact, else its account."""
     for party in (document.contact if document.contact_id else None,
@@ -141,8 +154,11 @@ def compose(document, actor):
         text = (f"please find attached our quote {sent.display_number}" + (f" for {topic}" if topic else "")
                 + f", {total} in total"
                 + (f", valid until {_long_date(sent.valid_until)}." if sent.valid_until else "."))
-    elif sent is document and document.payment_state == "overdue":  # a friendly payment reminder
-        subject = f"Payment reminder: invoice {sent.number}"
+    elif is_reminder(document, sent):  # a friendly payment reminder (the second one says so)
+        earlier = len(reminders(document))
+        which = ("Payment reminder", "Second payment reminder", "Third payment reminder")
+        subject = (which[earlier] if earlier < len(which) else f"Payment reminder no. {earlier + 1}") + \
+            f": invoice {sent.number}"
         text = (f"our invoice {sent.number} of {_long_date(sent.issue_date)} for {total} was due on "
                 f"{_long_date(sent.due_date)}, and we have not received your payment yet. Please transfer the "
                 f"amount, quoting {sent.number}; the invoice is attached again. If you have paid in the "
@@ -291,7 +307,7 @@ def send_document(actor, document, data):
     refused = _deliver(mail, values["to"] + values["cc"])
     accepted = [address for address in values["to"] + values["cc"] if address not in refused]
     with write_transaction():
-        HistoryEvent.write(actor, document, "email",
+        HistoryEvent.write(actor, document, "reminder" if is_reminder(document, sent) else "email",
                            note=f"{sent.file_name} to {', '.join(accepted)}: {values['subject']}"[:1000])
         if document.opportunity_id:
             Activity.add(actor, Opportunity.get_by_id(document.opportunity_id), kind="email", done=True,

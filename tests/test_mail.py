@@ -247,6 +247,15 @@ def test_an_overdue_invoice_is_sent_again_as_a_payment_reminder(logged_in, user,
     attachment, = sink.parsed().iter_attachments()
     with db.connection_context():
         assert attachment.get_content() == bytes(Invoice.get_by_id(invoice.id).pdf)
+        again = _form(Invoice.get_by_id(invoice.id), seller)
+    assert again["subject"].startswith(f"Second payment reminder: invoice {invoice.number}")
+    html = logged_in.hx_get(_url(invoice)).get_data(as_text=True)
+    assert "sent a payment reminder" in html and "1 sent, the last on" in html
+    logged_in.hx_post(_url(invoice, "email"), dict(again, version="1"))
+    with db.connection_context():
+        third = _form(Invoice.get_by_id(invoice.id), seller)["subject"]
+    assert third.startswith("Third payment reminder") and "2 sent, the last on" in logged_in.hx_get(
+        _url(invoice)).get_data(as_text=True)
 
 
 def test_what_is_attached_is_the_stored_document_in_every_state(database, seller, sink):

@@ -13,7 +13,8 @@ ACTION_LABELS = {"create": "created it", "update": "edited it", "qualify": "qual
                  "revise": "revised the quote", "fulfil": "fulfilled the order", "issue": "issued the invoice",
                  "paid": "recorded the payment", "cancel": "canceled it", "add_line": "added a line",
                  "update_line": "changed a line", "remove_line": "removed a line", "move_line": "reordered the lines",
-                 "freeze": "stored the PDF", "email": "emailed the document"}
+                 "freeze": "stored the PDF", "email": "emailed the document",
+                 "reminder": "sent a payment reminder"}
 NAV = [("board.board", "Board"), ("leads.index", "Leads"), ("opportunities.index", "Opportunities"),
        ("quotes.index", "Quotes"), ("orders.index", "Orders"), ("invoices.index", "Invoices"),
        ("accounts.index", "Accounts"), ("contacts.index", "Contacts"), ("products.index", "Products"),
@@ -114,6 +115,8 @@ def register(app: Flask):
         return card.move_targets()
 
     app.add_template_global(record_url)
+    from models.mail import reminders
+    app.add_template_global(reminders)  # an invoice's payment reminders (its summary lists them)
 
     @app.template_filter("money")
     def money_filter(amount):
