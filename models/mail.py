@@ -2,6 +2,7 @@
 note. The PDF attached is the stored one (the bytes a download serves). The mail goes out through the SMTP
 server of the installation's SMTP_URL before anything is written; once it is accepted, the document's
 history and the deal's timeline record who sent what to whom."""
+import re
 import smtplib
 import socket
 import ssl
@@ -136,6 +137,44 @@ def _recipient(document):
     return ""
 
 
+# The messages' texts: built in, or the company's own from the settings (one per kind, with placeholders).
+_CLOSING = "\n\nKind regards,\n{seller}\n{company}"
+BUILT_IN_TEXTS = {
+    "email_quote_text": "{greeting}\n\nplease find attached our quote {number} for {deal}, {total} in total, valid "
+                        "until {valid_until}." + _CLOSING,
+    "email_invoice_text": "{greeting}\n\nplease find attached our invoice {number} of {issue_date}: {total}, payable "
+                          "by {due_date}. The PDF carries the e-invoice (Factur-X) for your accounts." + _CLOSING,
+    "email_reminder_text": "{greeting}\n\nour invoice {number} of {issue_date} for {total} was due on {due_date}, and "
+                           "we have not received your payment yet. Please transfer the amount, quoting {number}; the "
+                           "invoice is attached again. If you have paid in the meantime, please disregard this "
+                           "email." + _CLOSING,
+}
+PLACEHOLDERS = {
+    "greeting": "Dear (the contact's name), or Dear Sir or Madam,", "contact": "the contact's name",
+    "customer": "the customer (account or contact)", "number": "the document's number", "deal": "the deal's topic",
+    "total": "the total with currency", "valid_until": "the quote's validity", "issue_date": "the invoice date",
+    "due_date": "the invoice's due date", "seller": "your name", "company": "the company name"}
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def text_template_problem(text):
+    """Why a settings email text cannot be used (None when it can): a {name} that is not a placeholder."""
+    unknown = sorted({name for name in _PLACEHOLDER.findall(text) if name not in PLACEHOLDERS})
+    if unknown:
+        return (f"Unknown placeholder {{{unknown[0]}}}: use "
+                + ", ".join(f"{{{name}}}" for name in PLACEHOLDERS) + ".")
+    return None
+
+
+def email_text(settings, name):
+    """The settings' text of this kind of email, or the built-in one when the company has none."""
+    return (getattr(settings, name, "") or "").strip() or BUILT_IN_TEXTS[name]
+
+
+def _fill(template, values):
+    return _PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), template)
+
+
 def compose(document, actor):
     """The form's defaults: {to, cc, subject, message} for mailing `document` (a quote or an invoice)."""
     from .documents import _long_date, customer_party
@@ -144,37 +183,34 @@ def compose(document, actor):
     settings = Settings.load(logo=False)
     sent = mailable(document)
     party = customer_party(document)
-    greeting = f"Dear {party['attention']}," if party and party["attention"] else (
-        f"Dear {party['name']}," if party and party["kind"] == "contact" else "Dear Sir or Madam,")
+    contact = (party["attention"] or (party["name"] if party["kind"] == "contact" else "")) if party else ""
     company = settings.company_name
     topic = document.opportunity.topic if document.opportunity_id else ""
-    total = format_money(document.gross_total, settings.currency)
+    values = {"greeting": f"Dear {contact}," if contact else "Dear Sir or Madam,", "contact": contact,
+              "customer": party["name"] if party else "", "number": sent.display_number, "deal": topic,
+              "total": format_money(document.gross_total, settings.currency), "seller": actor.name,
+              "company": company, "valid_until": _long_date(getattr(document, "valid_until", None)),
+              "issue_date": _long_date(getattr(document, "issue_date", None)),
+              "due_date": _long_date(getattr(document, "due_date", None))}
     if document.record_type == "quote":
         subject = f"Quote {sent.display_number}" + (f": {topic}" if topic else "")
-        text = (f"please find attached our quote {sent.display_number}" + (f" for {topic}" if topic else "")
-                + f", {total} in total"
-                + (f", valid until {_long_date(sent.valid_until)}." if sent.valid_until else "."))
+        message = _fill(email_text(settings, "email_quote_text"), values)
     elif is_reminder(document, sent):  # a friendly payment reminder (the second one says so)
         earlier = len(reminders(document))
         which = ("Payment reminder", "Second payment reminder", "Third payment reminder")
         subject = (which[earlier] if earlier < len(which) else f"Payment reminder no. {earlier + 1}") + \
             f": invoice {sent.number}"
-        text = (f"our invoice {sent.number} of {_long_date(sent.issue_date)} for {total} was due on "
-                f"{_long_date(sent.due_date)}, and we have not received your payment yet. Please transfer the "
-                f"amount, quoting {sent.number}; the invoice is attached again. If you have paid in the "
-                "meantime, please disregard this email.")
+        message = _fill(email_text(settings, "email_reminder_text"), values)
     elif sent is document:
         subject = f"Invoice {sent.number}" + (f": {topic}" if topic else "")
-        text = (f"please find attached our invoice {sent.number} of {_long_date(sent.issue_date)}: {total}, "
-                f"payable by {_long_date(sent.due_date)}. The PDF carries the e-invoice (Factur-X) for your "
-                "accounts.")
+        message = _fill(email_text(settings, "email_invoice_text"), values)
     else:
         subject = f"Credit note {sent.number} for invoice {document.number}"
-        text = (f"please find attached our credit note {sent.number}: it voids invoice {document.number} "
-                f"of {_long_date(document.issue_date)}, which is not to be paid.")
+        message = _fill("{greeting}\n\nplease find attached our credit note " + sent.number + ": it voids invoice "
+                        "{number} of {issue_date}, which is not to be paid." + _CLOSING,
+                        dict(values, number=document.number))
     subject = f"{subject} – {company}" if company else subject
-    message = f"{greeting}\n\n{text}\n\nKind regards,\n{actor.name}" + (f"\n{company}" if company else "")
-    return {"to": _recipient(document), "cc": "", "subject": subject[:200], "message": message}
+    return {"to": _recipient(document), "cc": "", "subject": subject[:200], "message": message.strip()[:10000]}
 
 
 def _addresses(c, name, raw, required):

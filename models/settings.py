@@ -10,7 +10,9 @@ from .errors import ValidationError
 from .money import currency_problem
 
 SETTINGS_LIMITS = {"company_name": 200, "address": 1000, "vat_id": 40, "tax_number": 40, "company_register": 120,
-                   "legal_info": 240, "bank_details": 500, "payment_terms_text": 500, "email": 254, "phone": 40}
+                   "legal_info": 240, "bank_details": 500, "payment_terms_text": 500, "email": 254, "phone": 40,
+                   "email_quote_text": 5000, "email_invoice_text": 5000, "email_reminder_text": 5000}
+EMAIL_TEXTS = ("email_quote_text", "email_invoice_text", "email_reminder_text")
 # The installation's one currency (the app's CURRENCY, set by create_app): screens and documents print it.
 _installation = {"currency": "EUR"}
 
@@ -51,6 +53,9 @@ class Settings(BaseModel):
     quote_validity_days = IntegerField(default=30, constraints=[Check("quote_validity_days BETWEEN 1 AND 3650")])
     payment_terms_days = IntegerField(default=30, constraints=[Check("payment_terms_days BETWEEN 0 AND 3650")])
     payment_terms_text = TextField(default="Payment within 30 days of the invoice date.")
+    email_quote_text = TextField(default="")  # the company's text of emails carrying a quote ("": built in)
+    email_invoice_text = TextField(default="")
+    email_reminder_text = TextField(default="")
     rot_days_develop = IntegerField(default=14)
     rot_days_propose = IntegerField(default=10)
     rot_days_close = IntegerField(default=7)
@@ -162,6 +167,18 @@ class Settings(BaseModel):
         for name, most in SETTINGS_LINES.items():
             if name in values and len([line for line in values[name].splitlines() if line.strip()]) > most:
                 errors[name] = f"At most {most} lines: they are printed in {_PRINTED_IN[name]} of every document."
+        from .mail import BUILT_IN_TEXTS, text_template_problem
+        for name in EMAIL_TEXTS:
+            c.text(name, SETTINGS_LIMITS[name], multiline=True)
+            if name in c.errors:
+                errors[name] = c.errors[name]
+            elif name in c.values:
+                text = (c.values[name] or "").replace("\r\n", "\n").strip()
+                problem = text_template_problem(text)
+                if problem:
+                    errors[name] = problem
+                # the built-in text (or none) is stored as "": it follows later improvements of the built-in one
+                values[name] = "" if text == BUILT_IN_TEXTS[name] else text
         mime = None
         if logo is not None:
             try:

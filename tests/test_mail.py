@@ -306,3 +306,47 @@ def test_the_api_emails_a_document_with_the_panels_defaults(app, user, sink):
     assert sink.parsed()["Subject"].startswith(f"Quote {quote.display_number}")
     bad = client.post(f"/api/v1/quotes/{quote.id}/email", data=json.dumps({"to": "nobody"}), headers=headers)
     assert bad.status_code == 422 and "to" in bad.get_json()["fields"] and len(sink.messages) == 1
+
+
+def test_the_company_writes_its_own_email_texts(database, seller, sink):
+    from models import Settings
+    from models.mail import BUILT_IN_TEXTS
+    settings = company()
+    manager = User.create_user("mia@example.com", "correct horse battery staple", "Mia Manager", "manager")
+    german = ("Guten Tag {contact},\n\nanbei unser Angebot {number} über {total}, gültig bis {valid_until}.\n\n"
+              "Mit freundlichen Grüßen\n{seller}, {company}")
+    with pytest.raises(ValidationError) as refused:
+        settings.save_changes(manager, {"email_quote_text": "Hello {customer_name}"})
+    assert "Unknown placeholder {customer_name}" in refused.value.fields["email_quote_text"]
+    settings.save_changes(manager, {"email_quote_text": german,
+                                    "email_invoice_text": BUILT_IN_TEXTS["email_invoice_text"] + "\n"})
+    stored = Settings.load()
+    assert stored.email_quote_text == german and stored.email_invoice_text == ""  # unchanged: the built-in text
+    quote = active_quote(seller)
+    message = _form(quote, seller)["message"]
+    assert message.startswith(f"Guten Tag {quote.contact.name},\n\nanbei unser Angebot {quote.display_number} über €")
+    assert message.endswith("Mit freundlichen Grüßen\nSam Seller, Falkenberg IT-Systeme GmbH")
+    invoice = issued_invoice(seller)
+    assert "The PDF carries the e-invoice (Factur-X)" in _form(invoice, seller)["message"]
+
+
+def test_the_settings_page_shows_and_saves_the_email_texts(app, client, user):
+    from models import Settings
+    with db.connection_context():
+        User.create_user("mia@example.com", "correct horse battery staple", "Mia Manager", "manager")
+    client.login("mia@example.com", "correct horse battery staple")
+    page = client.get("/settings").get_data(as_text=True)
+    assert 'name="email_reminder_text"' in page and "we have not received your payment yet" in page
+    form = {"company_name": "Falkenberg IT-Systeme GmbH", "quote_validity_days": "30", "payment_terms_days": "30",
+            "rot_days_develop": "14", "rot_days_propose": "10", "rot_days_close": "7",
+            "email_reminder_text": "{greeting}\n\nbitte überweisen Sie {total} für {number}.\n\n{seller}",
+            "email_quote_text": "Hi {nickname}"}
+    refused = client.form_post("/settings", form)
+    assert refused.status_code == 422 and "Unknown placeholder {nickname}" in refused.get_data(as_text=True)
+    with db.connection_context():
+        assert Settings.load().email_reminder_text == ""  # nothing saved
+    form["email_quote_text"] = ""
+    saved = client.form_post("/settings", form)
+    assert saved.status_code == 302
+    with db.connection_context():
+        assert Settings.load().email_reminder_text.startswith("{greeting}\n\nbitte überweisen Sie")

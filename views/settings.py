@@ -3,7 +3,8 @@ from flask import Blueprint, abort, current_app, flash, g, make_response, redire
 
 from models import DomainError, Settings, ValidationError
 from models.money import CURRENCY_SYMBOLS
-from models.settings import LOGO_MAX_BYTES, SETTINGS_DAYS, SETTINGS_LIMITS
+from models.mail import PLACEHOLDERS, email_text
+from models.settings import EMAIL_TEXTS, LOGO_MAX_BYTES, SETTINGS_DAYS, SETTINGS_LIMITS
 
 from .common import error_response, render
 
@@ -15,10 +16,12 @@ FIELD_LABELS = {"company_name": "Company name", "address": "Address", "vat_id": 
                 "phone": "Phone", "bank_details": "Bank details", "logo": "Logo", "currency": "Currency",
                 "quote_validity_days": "Quotes valid for", "payment_terms_days": "Payment due after",
                 "payment_terms_text": "Payment terms text", "rot_days_develop": "Rotting in Develop",
-                "rot_days_propose": "Rotting in Propose", "rot_days_close": "Rotting in Close"}
+                "rot_days_propose": "Rotting in Propose", "rot_days_close": "Rotting in Close",
+                "email_quote_text": "Email with a quote", "email_invoice_text": "Email with an invoice",
+                "email_reminder_text": "Payment reminder"}
 FORM_FIELDS = ("company_name", "address", "vat_id", "tax_number", "company_register", "legal_info", "email", "phone",
                "bank_details",
-               "payment_terms_text") + tuple(SETTINGS_DAYS)  # the currency is the app's CURRENCY
+               "payment_terms_text") + tuple(SETTINGS_DAYS) + EMAIL_TEXTS  # the currency is the app's CURRENCY
 
 
 def _may_edit():
@@ -33,11 +36,14 @@ def _refuse_unless_editor():
 
 
 def _page(settings, status=200, errors=None, values=None, message=None):
-    values = values if values is not None else {name: getattr(settings, name) for name in FORM_FIELDS}
+    if values is None:  # an email text the company has not set shows the built-in one, to edit from
+        values = {name: email_text(settings, name) if name in EMAIL_TEXTS else getattr(settings, name)
+                  for name in FORM_FIELDS}
     return render("settings/index.html", "settings/_form.html", status, settings=settings, values=values,
                   errors=errors or {}, message=message, field_labels=FIELD_LABELS, may_edit=_may_edit(),
                   limits=SETTINGS_LIMITS,
-                  days=SETTINGS_DAYS, logo_max_kb=LOGO_MAX_BYTES // 1024,
+                  days=SETTINGS_DAYS, logo_max_kb=LOGO_MAX_BYTES // 1024, placeholders=PLACEHOLDERS,
+                  email_text=email_text,
                   display_currency=current_app.config["CURRENCY"], symbols=CURRENCY_SYMBOLS)
 
 
