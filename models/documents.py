@@ -21,7 +21,7 @@ import unicodedata
 from decimal import Decimal
 
 from .base import done_outside_lock, today
-from .money import currency_problem, format_money, line_tax
+from .money import currency_problem, format_money, line_tax, round_money
 from .party import COUNTRY_CODES_ISO
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -397,7 +397,36 @@ def issue_missing(invoice, settings):
     if not invoice.order.fulfilled_at and "K" in categories_of(invoice, settings):
         missing["delivery"] = ("Goods to a business in another EU country are invoiced once delivered: fulfil the "
                                "order first (the invoice of an intra-Community supply states its delivery date).")
+    drift = vat_rounding_drift(invoice.line_rows(), settings.currency)
+    if drift:
+        missing["lines"] = drift
     return missing
+
+
+# EN 16931 (BR-CO-17) takes a rate's VAT as its taxable amount times the rate, within one currency unit; the
+# documents round the VAT of each line (DESIGN: tax per line), whose sum drifts from it by up to half a cent a line.
+VAT_DRIFT_ALLOWED = Decimal("1.00")
+
+
+def vat_rounding_drift(lines, currency):
+    """Why the lines' VAT, rounded line by line, cannot be stated in an e-invoice (None when it can): a rate
+    whose many lines all round the same way drifts more than EN 16931 allows from that rate times their total."""
+    groups = {}
+    for line in lines:
+        rate = Decimal(line.tax_rate)
+        if rate:
+            net, tax = groups.get(rate, (Decimal(0), Decimal(0)))
+            groups[rate] = (net + line.net, tax + line_tax(line.net, rate))
+    for rate, (net, tax) in sorted(groups.items()):
+        exact = round_money(net * rate / 100)
+        if abs(tax - exact) > VAT_DRIFT_ALLOWED:
+            money = lambda amount: format_money(amount, currency)  # noqa: E731
+            return (f"The {_plain_number(rate)} % lines' VAT, rounded line by line, comes to {money(tax)}: "
+                    f"{money(abs(tax - exact))} {'more' if tax > exact else 'less'} than {_plain_number(rate)} % "
+                    f"of their {money(net)} ({money(exact)}), and an e-invoice allows at most "
+                    f"{money(VAT_DRIFT_ALLOWED)}. Put identical items on one line with their quantity (or "
+                    "split the invoice) so that the rounding evens out.")
+    return None
 
 
 def vat_id_for_sales_abroad(document, settings):
