@@ -1443,3 +1443,39 @@ def test_an_invoice_whose_line_by_line_vat_drifts_beyond_en16931_is_not_issued(d
     customer_of(one_line_invoice)
     assert fresh(one_line_invoice).issue(seller) is True
     assert schematron_failures(embedded_xml(bytes(fresh(one_line_invoice).pdf))[1]) == []
+
+
+def test_a_long_recipient_and_many_facts_push_the_title_down_instead_of_running_into_it(database, seller):
+    """A customer name of three lines and a long street (within the fields' limits) beside facts with a service
+    period and a seller's long email: the address block and the facts end above the title, and the facts stay
+    inside the right margin (both once overlapped the title, and the email ran into the margin)."""
+    company()
+    invoice = make_draft_invoice(seller)
+    customer_of(invoice, name="Nordwind Logistik und Spedition Internationale Transporte Hamburg-Altona "
+                              "Hafenbetriebsgesellschaft mit beschränkter Haftung & Co. KG",
+                street="Großer Grasbrook 10, Überseequartier, Haus 4, Aufgang B, 5. Etage links, Empfang "
+                       "Logistikabteilung", country="AT", postal_code="1010", city="Wien", vat_id="ATU12345678")
+    User.update(email="maximiliane.alexandra.schmidt-rottluff@vertrieb.falkenberg-it-systeme.de").where(
+        User.id == seller.id).execute()
+    fresh(invoice).update_fields(seller, period_start="2026-10-01", period_end="2026-12-31")
+    boxes = word_boxes(documents.render_pdf(fresh(invoice)))
+    title_top = next(y for word, x0, x1, y in boxes if word == "Draft" and x0 < 100 and y > 150)  # "Draft invoice"
+    assert max(y for word, x0, x1, y in boxes if word in ("AUSTRIA", "Wien", "Logistikabteilung")) < title_top - 8
+    meta = [b for b in boxes if b[1] > 300 and 150 < b[3] < title_top]
+    assert any("maximiliane" in word for word, *_ in meta)  # the email is in the facts, above the title
+    assert max(x1 for word, x0, x1, y in boxes if word != "DRAFT") <= 595.28 - 18 / 25.4 * 72 + 0.5
+
+
+def test_the_totals_never_stand_alone_at_the_top_of_a_page(database, seller):
+    """15 lines leave no room for the totals on page 1: the last line goes over with them (under the repeated
+    table header) instead of page 2 starting with the totals alone."""
+    company()
+    lines = [{"description": f"Work package {k:02d}: installation and configuration", "quantity": str(k % 4 + 1),
+              "unit_price": f"{100 + k}.50", "tax_rate": "19" if k % 3 else "7"} for k in range(1, 16)]
+    quote = make_proposed(seller, lines=lines).quote_in("draft")
+    customer_of(quote)
+    pdf = documents.render_quote_pdf(fresh(quote), draft=False)
+    assert page_count(pdf) == 2
+    second = one_line(pdftotext(pdf, 2))
+    assert "Total net" in second and "Work package 15" in second and "DESCRIPTION" in second
+    assert second.index("Work package 15") < second.index("Total net")
