@@ -22,6 +22,7 @@ from decimal import Decimal
 
 from .base import done_outside_lock, today
 from .money import currency_problem, format_money, line_tax, round_money
+from .countries import ISO_COUNTRY_NAMES
 from .party import COUNTRY_CODES_ISO
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,18 +31,12 @@ STATIC_DIR = os.path.realpath(os.path.join(ROOT, "static"))
 
 EU_COUNTRIES = frozenset("AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split())
 VAT_PREFIX_COUNTRY = {"EL": "GR", "XI": "GB"}
-COUNTRY_NAMES = {
-    "AT": "Austria", "BE": "Belgium", "BG": "Bulgaria", "CH": "Switzerland", "CY": "Cyprus", "CZ": "Czechia",
-    "DE": "Germany", "DK": "Denmark", "EE": "Estonia", "ES": "Spain", "FI": "Finland", "FR": "France",
-    "GB": "United Kingdom", "GR": "Greece", "HR": "Croatia", "HU": "Hungary", "IE": "Ireland", "IS": "Iceland",
-    "IT": "Italy", "LI": "Liechtenstein", "LT": "Lithuania", "LU": "Luxembourg", "LV": "Latvia", "MT": "Malta",
-    "NL": "Netherlands", "NO": "Norway", "PL": "Poland", "PT": "Portugal", "RO": "Romania", "SE": "Sweden",
-    "SI": "Slovenia", "SK": "Slovakia", "US": "United States", "CA": "Canada", "AU": "Australia", "JP": "Japan",
-    "XI": "Northern Ireland",  # the EU's code for it (VAT ids, EN 16931's country list); the postcode says it too
-}
+COUNTRY_NAMES = dict(ISO_COUNTRY_NAMES,  # printed in capitals as an address's last line abroad
+                     XI="Northern Ireland")  # the EU's code for it (VAT ids, EN 16931's list); the postcode says it too
 COUNTRY_CODES = {name.lower(): code for code, name in COUNTRY_NAMES.items()}
 COUNTRY_CODES.update({"deutschland": "DE", "österreich": "AT", "schweiz": "CH", "uk": "GB", "usa": "US",
-                      "united states of america": "US", "the netherlands": "NL", "czech republic": "CZ"})
+                      "united states of america": "US", "the netherlands": "NL", "czech republic": "CZ",
+                      "turkey": "TR", "great britain": "GB", "england": "GB", "scotland": "GB", "wales": "GB"})
 
 # Units as typed on lines -> UN/ECE Recommendation 20 codes (BT-130); anything else is C62 ("one").
 UNIT_CODES = {

@@ -1479,3 +1479,18 @@ def test_the_totals_never_stand_alone_at_the_top_of_a_page(database, seller):
     second = one_line(pdftotext(pdf, 2))
     assert "Total net" in second and "Work package 15" in second and "DESCRIPTION" in second
     assert second.index("Work package 15") < second.index("Total net")
+
+
+def test_an_address_abroad_ends_with_its_country_name_in_capitals(database, seller):
+    """Every ISO country is named (it once printed the bare code for all but about 35), Türkiye as it is now
+    called; at home no country line."""
+    company()
+    for country, name in (("SA", "SAUDI ARABIA"), ("TR", "TÜRKIYE"), ("CI", "CÔTE D'IVOIRE"), ("AT", "AUSTRIA")):
+        quote = make_proposed(seller).quote_in("draft")
+        customer_of(quote, country=country, vat_id="")
+        text = pdftotext(documents.render_quote_pdf(fresh(quote), draft=False), 1)
+        assert name in text, (country, text[:800])
+    quote = make_proposed(seller).quote_in("draft")
+    customer_of(quote)
+    assert "GERMANY" not in pdftotext(documents.render_quote_pdf(fresh(quote), draft=False), 1)
+    assert documents._address_country("Gutenbergstraße 14\n70176 Stuttgart\nTurkey") == "TR"
