@@ -293,14 +293,16 @@ def _fonts_covering(*scripts):
 
 
 def test_chinese_japanese_korean_and_emoji_print_as_glyphs_not_boxes(database, seller):
-    """A customer or line in Chinese, Japanese or Korean, or with an emoji, prints in a font that has those
-    characters (installed by the setup: fonts-droid-fallback, fonts-nanum, fonts-noto-color-emoji) and
+    """A customer or line in Chinese, Japanese or Korean, Hindi or Thai, or with an emoji, prints in a font that
+    has those characters (installed by the setup: fonts-droid-fallback, fonts-nanum, fonts-freefont-ttf,
+    fonts-noto-color-emoji) and
     embedded in the PDF, so an issued invoice is not frozen with empty boxes."""
-    missing = [lang for lang, families in _fonts_covering("ja", "ko").items() if not families.strip()]
+    missing = [lang for lang, families in _fonts_covering("ja", "ko", "hi", "th").items() if not families.strip()]
     if missing and os.environ.get("CI") != "true":
-        pytest.skip(f"no font for {', '.join(missing)} installed (apt-get install fonts-droid-fallback fonts-nanum)")
+        pytest.skip(f"no font for {', '.join(missing)} installed (apt-get install fonts-droid-fallback fonts-nanum "
+                    "fonts-freefont-ttf)")
     company()
-    line = {**LINE, "description": "東京オフィス導入支援 中文说明 한국어 설명 🚀 Ελληνικά"}
+    line = {**LINE, "description": "東京オフィス導入支援 中文说明 한국어 설명 🚀 Ελληνικά हिन्दी विवरण ภาษาไทย"}
     invoice = issued_invoice(seller, lines=(line,))
     with tempfile.NamedTemporaryFile(suffix=".pdf") as fh:
         fh.write(bytes(invoice.pdf))
@@ -310,6 +312,7 @@ def test_chinese_japanese_korean_and_emoji_print_as_glyphs_not_boxes(database, s
     assert any("Fallback" in name or "CJK" in name for name in embedded), embedded  # Chinese, Japanese
     assert any("Nanum" in name or "CJK" in name for name in embedded), embedded  # Korean
     assert any("Emoji" in name for name in embedded), embedded
+    assert any(name.startswith("Free") for name in embedded), embedded  # Hindi (Devanagari) and Thai
     assert "東京オフィス導入支援 中文说明 한국어 설명" in pdftotext(bytes(invoice.pdf), mode="-raw")
 
 
