@@ -299,6 +299,10 @@ def test_vcard_country_names_before_two_letters():
     card = ("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:A\r\nADR:;;1 Main Street;London;;W1 1AA;UK\r\nEND:VCARD\r\n"
             "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:B\r\nADR:;;Ring 2;Wien;;1010;at\r\nEND:VCARD\r\n")
     assert [c["Country"] for c, _ in iter_cards(io.BytesIO(card.encode()))] == ["GB", "AT"]  # UK is no ISO code
+    card = ("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:C\r\nADR:;;King Fahd Road 1;Riyadh;;12271;Saudi Arabia\r\n"
+            "END:VCARD\r\nBEGIN:VCARD\r\nVERSION:3.0\r\nFN:D\r\nADR:;;Istiklal 5;Istanbul;;34430;Türkei\r\n"
+            "END:VCARD\r\n")
+    assert [c["Country"] for c, _ in iter_cards(io.BytesIO(card.encode()))] == ["SA", "TR"]  # any country's name
 
 
 def test_vcard_parser_unfolds_decodes_and_ignores_photos():
