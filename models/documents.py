@@ -33,7 +33,11 @@ EU_COUNTRIES = frozenset("AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU 
 VAT_PREFIX_COUNTRY = {"EL": "GR", "XI": "GB"}
 COUNTRY_NAMES = dict(ISO_COUNTRY_NAMES,  # printed in capitals as an address's last line abroad
                      XI="Northern Ireland")  # the EU's code for it (VAT ids, EN 16931's list); the postcode says it too
-COUNTRY_CODES = {name.lower(): code for code, name in COUNTRY_NAMES.items()}
+# The names read as a country at the end of the seller's address (no VAT id): those of Europe and a few others,
+# not every ISO name ("Georgia", "Jordan" or "Mexico" end many a US address as a state or a city).
+ADDRESS_COUNTRIES = ("AT BE BG CH CY CZ DE DK EE ES FI FR GB GR HR HU IE IS IT LI LT LU LV MT NL NO PL PT RO SE SI "
+                     "SK US CA AU JP XI").split()
+COUNTRY_CODES = {COUNTRY_NAMES[code].lower(): code for code in ADDRESS_COUNTRIES}
 COUNTRY_CODES.update({"deutschland": "DE", "österreich": "AT", "schweiz": "CH", "uk": "GB", "usa": "US",
                       "united states of america": "US", "the netherlands": "NL", "czech republic": "CZ",
                       "turkey": "TR", "great britain": "GB", "england": "GB", "scotland": "GB", "wales": "GB"})
@@ -398,14 +402,14 @@ def issue_missing(invoice, settings):
     return missing
 
 
-# EN 16931 (BR-CO-17) takes a rate's VAT as its taxable amount times the rate, within one currency unit; the
+# EN 16931 (BR-S-09) takes a rate's VAT as its taxable amount times the rate, within one currency unit; the
 # documents round the VAT of each line (DESIGN: tax per line), whose sum drifts from it by up to half a cent a line.
-VAT_DRIFT_ALLOWED = Decimal("1.00")
+VAT_DRIFT_LIMIT = Decimal("1.00")
 
 
 def vat_rounding_drift(lines, currency):
     """Why the lines' VAT, rounded line by line, cannot be stated in an e-invoice (None when it can): a rate
-    whose many lines all round the same way drifts more than EN 16931 allows from that rate times their total."""
+    whose many lines all round the same way drifts a currency unit or more from that rate times their total."""
     groups = {}
     for line in lines:
         rate = Decimal(line.tax_rate)
@@ -414,12 +418,12 @@ def vat_rounding_drift(lines, currency):
             groups[rate] = (net + line.net, tax + line_tax(line.net, rate))
     for rate, (net, tax) in sorted(groups.items()):
         exact = round_money(net * rate / 100)
-        if abs(tax - exact) > VAT_DRIFT_ALLOWED:
+        if abs(tax - exact) >= VAT_DRIFT_LIMIT:  # (BR-S-09 wants less than one unit; BR-CO-17 takes one)
             money = lambda amount: format_money(amount, currency)  # noqa: E731
             return (f"The {_plain_number(rate)} % lines' VAT, rounded line by line, comes to {money(tax)}: "
                     f"{money(abs(tax - exact))} {'more' if tax > exact else 'less'} than {_plain_number(rate)} % "
-                    f"of their {money(net)} ({money(exact)}), and an e-invoice allows at most "
-                    f"{money(VAT_DRIFT_ALLOWED)}. Put identical items on one line with their quantity (or "
+                    f"of their {money(net)} ({money(exact)}), and an e-invoice allows less than "
+                    f"{money(VAT_DRIFT_LIMIT)}. Put identical items on one line with their quantity (or "
                     "split the invoice) so that the rounding evens out.")
     return None
 
@@ -444,6 +448,9 @@ _FIELD_WORDS = {"company_name": "name", "address": "postal address", "vat_id": "
                 "currency": "currency code"}
 
 
+_OTHER_WORDS = {"lines": "the lines' VAT, rounded line by line, is too far from what an e-invoice states"}
+
+
 def missing_summary(missing):
     """One sentence for a refused issue: what the settings and the customer lack, then any other rule."""
     groups, other = {}, []
@@ -453,7 +460,7 @@ def missing_summary(missing):
             groups.setdefault(record, []).append(
                 _MESSAGE_WORDS.get(message) or _FIELD_WORDS.get(name, name.replace("_", " ")))
         else:
-            other.append(message.rstrip("."))
+            other.append(_OTHER_WORDS.get(field) or message.rstrip("."))
     owners = {"settings": "the company settings need", "account": "the customer's account needs",
               "contact": "the customer's contact needs"}
     parts = [f"{owners.get(record, record + ' needs')} the {_join(words)}" for record, words in groups.items()]

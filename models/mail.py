@@ -159,6 +159,8 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 def text_template_problem(text):
     """Why a settings email text cannot be used (None when it can): a {name} that is not a placeholder."""
+    if "{{" in text or "}}" in text:
+        return "Write a placeholder in single braces, such as {number} (not {{number}})."
     unknown = sorted({name for name in _PLACEHOLDER.findall(text) if name not in PLACEHOLDERS})
     if unknown:
         return (f"Unknown placeholder {{{unknown[0]}}}: use "

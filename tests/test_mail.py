@@ -318,6 +318,9 @@ def test_the_company_writes_its_own_email_texts(database, seller, sink):
     with pytest.raises(ValidationError) as refused:
         settings.save_changes(manager, {"email_quote_text": "Hello {customer_name}"})
     assert "Unknown placeholder {customer_name}" in refused.value.fields["email_quote_text"]
+    with pytest.raises(ValidationError) as doubled:
+        settings.save_changes(manager, {"email_quote_text": "Hello {{contact}}"})
+    assert "single braces" in doubled.value.fields["email_quote_text"]
     settings.save_changes(manager, {"email_quote_text": german,
                                     "email_invoice_text": BUILT_IN_TEXTS["email_invoice_text"] + "\n"})
     stored = Settings.load()
@@ -348,5 +351,10 @@ def test_the_settings_page_shows_and_saves_the_email_texts(app, client, user):
     form["email_quote_text"] = ""
     saved = client.form_post("/settings", form)
     assert saved.status_code == 302
+    with db.connection_context():
+        assert Settings.load().email_reminder_text.startswith("{greeting}\n\nbitte überweisen Sie")
+    del form["email_reminder_text"]  # a form without the field (an older page) keeps the text
+    form["company_name"] = "Falkenberg IT GmbH"
+    assert client.form_post("/settings", form).status_code == 302
     with db.connection_context():
         assert Settings.load().email_reminder_text.startswith("{greeting}\n\nbitte überweisen Sie")

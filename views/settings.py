@@ -39,6 +39,8 @@ def _page(settings, status=200, errors=None, values=None, message=None):
     if values is None:  # an email text the company has not set shows the built-in one, to edit from
         values = {name: email_text(settings, name) if name in EMAIL_TEXTS else getattr(settings, name)
                   for name in FORM_FIELDS}
+    else:
+        values = dict({name: email_text(settings, name) for name in EMAIL_TEXTS}, **values)
     return render("settings/index.html", "settings/_form.html", status, settings=settings, values=values,
                   errors=errors or {}, message=message, field_labels=FIELD_LABELS, may_edit=_may_edit(),
                   limits=SETTINGS_LIMITS,
@@ -64,7 +66,8 @@ def save():
     if refused:
         return refused
     settings = _load()
-    values = {name: request.form.get(name, "") for name in FORM_FIELDS}
+    values = {name: request.form.get(name, "") for name in FORM_FIELDS
+              if name in request.form or name not in EMAIL_TEXTS}  # an email text left out is kept
     upload = request.files.get("logo")
     logo = None
     if upload is not None and upload.filename:
