@@ -5,6 +5,7 @@ import email
 import email.policy
 import socketserver
 import threading
+import time
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -48,6 +49,7 @@ class _Handler(socketserver.StreamRequestHandler):
                     if data in (b".\r\n", b".\n", b""):
                         break
                     lines.append(data[1:] if data.startswith(b"..") else data)
+                time.sleep(sink.delay)  # a slow server
                 sink.messages.append((sender, list(recipients), b"".join(lines)))
                 self.reply("250 OK: queued")
             elif verb == "RSET":
@@ -69,10 +71,11 @@ class _Server(socketserver.ThreadingTCPServer):
 
 class SmtpSink:
     """`with SmtpSink() as sink:` serves on sink.port; sink.messages lists what arrived; addresses in
-    sink.refuse are refused at RCPT (550); sink.goodbye is the answer to QUIT."""
+    sink.refuse are refused at RCPT (550); sink.goodbye is the answer to QUIT; sink.delay seconds pass before
+    a message is accepted."""
 
     def __init__(self):
-        self.messages, self.refuse, self.goodbye = [], set(), "221 Bye"
+        self.messages, self.refuse, self.goodbye, self.delay = [], set(), "221 Bye", 0
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.sink = self
         self.port = self._server.server_address[1]
