@@ -150,10 +150,11 @@ BUILT_IN_TEXTS = {
                            "email." + _CLOSING,
 }
 PLACEHOLDERS = {
-    "greeting": "Dear (the contact's name), or Dear Sir or Madam,", "contact": "the contact's name",
+    "greeting": "“Dear” and the contact's name, or “Dear Sir or Madam”", "contact": "the contact's name",
     "customer": "the customer (account or contact)", "number": "the document's number", "deal": "the deal's topic",
     "total": "the total with currency", "valid_until": "the quote's validity", "issue_date": "the invoice date",
-    "due_date": "the invoice's due date", "seller": "your name", "company": "the company name"}
+    "due_date": "the invoice's due date", "seller": "the name of the seller who sends it",
+    "company": "the company name"}
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
