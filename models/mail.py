@@ -128,6 +128,19 @@ def reminders(invoice):
         & (HistoryEvent.action == "reminder")).order_by(HistoryEvent.at, HistoryEvent.id))
 
 
+def reminder_summary(invoice_ids):
+    """{invoice id: (payment reminders sent, when the last went)} for a page of invoices (one query)."""
+    from peewee import fn
+    from .history import HistoryEvent
+    if not invoice_ids:
+        return {}
+    rows = (HistoryEvent.select(HistoryEvent.record_id, fn.COUNT(HistoryEvent.id), fn.MAX(HistoryEvent.at))
+            .where((HistoryEvent.record_type == "invoice") & (HistoryEvent.action == "reminder")
+                   & HistoryEvent.record_id.in_(list(invoice_ids)))
+            .group_by(HistoryEvent.record_id).tuples())
+    return {record_id: (count, HistoryEvent.at.python_value(last)) for record_id, count, last in rows}  # (SQLite: text)
+
+
 def _recipient(document):
     """The customer's address: the document's contact, else its account."""
     for party in (document.contact if document.contact_id else None,

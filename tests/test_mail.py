@@ -256,6 +256,9 @@ def test_an_overdue_invoice_is_sent_again_as_a_payment_reminder(logged_in, user,
         third = _form(Invoice.get_by_id(invoice.id), seller)["subject"]
     assert third.startswith("Third payment reminder") and "2 sent, the last on" in logged_in.hx_get(
         _url(invoice)).get_data(as_text=True)
+    listed = logged_in.get("/invoices?status=overdue").get_data(as_text=True)  # the list a dunning clerk works from
+    assert f'data-record="invoice:{invoice.id}"' in listed and 'data-reminders="2"' in listed
+    assert "2 reminders, last" in listed
 
 
 def test_what_is_attached_is_the_stored_document_in_every_state(database, seller, sink):

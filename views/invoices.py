@@ -141,8 +141,9 @@ def index():
     sorts = _sorts()
     page = listing.paginate(_invoice_filters(request.args), sorts, "-created", tiebreak=Invoice.id.desc(),
                              per_page=listing.PER_PAGE)
+    from models.mail import reminder_summary
     return render("invoices/index.html", "invoices/_list.html", page=page, statuses=STATUSES, args=request.args,
-                  today=today())
+                  today=today(), reminded=reminder_summary([i.id for i in page.items]))
 
 
 EXPORT_COLUMNS = [
