@@ -117,7 +117,7 @@ def mailable(document):
 
 def is_reminder(document, sent):
     """A mail of an overdue invoice (itself, not a credit note) is a payment reminder."""
-    return document.record_type == "invoice" and sent is document and document.payment_state == "overdue"
+    return document.record_type == "invoice" and sent.record_type == "invoice" and document.payment_state == "overdue"
 
 
 def reminders(invoice):
@@ -217,7 +217,7 @@ def compose(document, actor):
         subject = (which[earlier] if earlier < len(which) else f"Payment reminder no. {earlier + 1}") + \
             f": invoice {sent.number}"
         message = _fill(email_text(settings, "email_reminder_text"), values)
-    elif sent is document:
+    elif sent.record_type == "invoice":
         subject = f"Invoice {sent.number}" + (f": {topic}" if topic else "")
         message = _fill(email_text(settings, "email_invoice_text"), values)
     else:
@@ -366,3 +366,55 @@ def send_document(actor, document, data):
                          subject=values["subject"],
                          body=f"To: {', '.join(accepted)}\nAttached: {sent.file_name}\n\n{values['message']}")
     return sent, accepted, sorted(refused)
+
+
+# ----- a reminder run -----------------------------------------------------------------------------------------
+REMINDER_PAUSE_DAYS = 7   # an invoice reminded less than a week ago is left alone
+REMINDER_RUN_LIMIT = 50   # invoices per run (each mail is one SMTP conversation, within the request)
+
+
+def overdue_for_reminders(query):
+    """The overdue issued invoices of `query` (already limited to what the user may change), oldest due first."""
+    from .base import today
+    from .invoice import Invoice
+    return list(query.where((Invoice.status == "issued") & (Invoice.due_date < today()))
+                .order_by(Invoice.due_date, Invoice.id).limit(REMINDER_RUN_LIMIT))
+
+
+def send_reminders(actor, invoices):
+    """Email each overdue invoice its payment reminder, with the text its panel would offer. Returns
+    [(invoice, outcome, detail)] with outcome sent / skipped / failed / not tried: one reminded within
+    REMINDER_PAUSE_DAYS or without a customer address is skipped; when the mail server itself fails, the
+    rest are not tried (each would wait for it again)."""
+    import datetime
+    from .base import now
+    from .settings import Settings
+    reason = unavailable_reason(Settings.load(logo=False))
+    if reason:
+        raise NotAllowed(reason)
+    results, stopped = [], None
+    last_sent = reminder_summary([invoice.id for invoice in invoices])
+    for invoice in invoices:
+        if stopped:
+            results.append((invoice, "not tried", stopped))
+            continue
+        previous = last_sent.get(invoice.id)
+        if previous and previous[1] > now() - datetime.timedelta(days=REMINDER_PAUSE_DAYS):
+            results.append((invoice, "skipped", f"reminded on {previous[1].date().isoformat()}"))
+            continue
+        values = compose(invoice, actor)
+        if not values["to"]:
+            results.append((invoice, "skipped", "the customer has no email address"))
+            continue
+        try:
+            _, accepted, refused = send_document(actor, invoice, values)
+        except MailNotSent as exc:
+            results.append((invoice, "failed", exc.message))
+            if not exc.fields:  # the server, not this recipient: the others would fail the same way
+                stopped = "the mail server failed"
+            continue
+        except DomainError as exc:
+            results.append((invoice, "failed", exc.message))
+            continue
+        results.append((invoice, "sent", ", ".join(accepted)))
+    return results

@@ -189,6 +189,7 @@ ROUTES = {
     "invoices.cancel": [("invoice_draft", SELLER), ("invoice_issued", SELLER)],
     "invoices.email": [("invoice_issued", SELLER)],
     "quotes.email": [("quote_active", SELLER)],
+    "invoices.send_reminders": [(None, SELLER)],
     "admin.create_user": [(None, ADMIN)],
     "admin.create_team": [(None, ADMIN)],
     "admin.update_user": [("victim", ADMIN)],
@@ -224,7 +225,7 @@ LINE_STATES = {"opportunities": "opp_develop", "quotes": "quote_draft", "invoice
 PAGES = {"leads.create": "/board", "accounts.create": "/accounts/new", "contacts.create": "/contacts/new",
          "products.create": "/products/new", "admin.create_user": "/admin/users", "admin.create_team": "/admin/users",
          "auth.login": "/login", "auth.logout": "/board", "auth.profile": "/profile", "capture.create": "/admin/forms",
-         "auth.create_token": "/profile", "imports.upload": "/imports"}
+         "auth.create_token": "/profile", "imports.upload": "/imports", "invoices.send_reminders": "/invoices?status=overdue"}
 # Pages of a state's record for the routes that act on it (the record's detail page when not named here).
 STATE_PAGES = {("public.submit", "capture_form"): "/f/{record.key}"}
 DETAIL_PAGES = {"lead": "/leads/{}", "opportunity": "/opportunities/{}", "quote": "/quotes/{}", "order": "/orders/{}",

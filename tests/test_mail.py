@@ -1,5 +1,7 @@
 """Emailing documents: a sent quote, an issued invoice, a canceled invoice's credit note go to the customer
 with their stored PDF attached, through a real SMTP conversation (a small server in the test process)."""
+import re
+
 import pytest
 
 from models import Activity, HistoryEvent, NotAllowed, User, ValidationError, db, mail
@@ -361,3 +363,48 @@ def test_the_settings_page_shows_and_saves_the_email_texts(app, client, user):
     assert client.form_post("/settings", form).status_code == 302
     with db.connection_context():
         assert Settings.load().email_reminder_text.startswith("{greeting}\n\nbitte überweisen Sie")
+
+
+def test_a_reminder_run_from_the_overdue_list(logged_in, user, sink):
+    """One click reminds every overdue invoice the seller may change: not one reminded in the last week, not one
+    whose customer has no address, never another seller's; when the mail server fails the rest wait."""
+    from models import Contact, Invoice
+    from test_documents_pdf import customer_of
+    from tests.builders import days_ago, make_draft_invoice
+    with db.connection_context():
+        company()
+        seller = User.get_by_id(user.id)
+        other = User.create_user("sue@example.com", "correct horse battery staple", "Sue Seller", "seller")
+        invoices = []
+        for owner in (seller, seller, seller, seller, other):
+            draft = make_draft_invoice(owner)
+            customer_of(draft)
+            fresh(draft).issue(owner, issue_date=days_ago(45).isoformat())
+            invoices.append(Invoice.get_by_id(draft.id))
+        due, reminded, silent, paid, others = invoices
+        mail.send_document(seller, reminded, _form(reminded, seller))  # reminded just now
+        Contact.update(email="").where(Contact.id == silent.contact_id).execute()
+        Invoice.get_by_id(paid.id).mark_paid(seller)
+        sink.messages.clear()
+    page = logged_in.get("/invoices?status=overdue").get_data(as_text=True)
+    assert "Send payment reminders" in page and 'action="/invoices/reminders"' in page
+    resp = logged_in.hx_post("/invoices/reminders", {})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "1 of 3 reminders sent." in html
+    outcomes = {number: outcome for outcome, number in re.findall(r'data-outcome="([^"]+)"><a[^>]*>(INV-[\d-]+)</a>', html)}
+    assert outcomes == {due.number: "sent", reminded.number: "skipped", silent.number: "skipped"}
+    assert "reminded on" in html and "has no email address" in html and others.number not in html
+    assert len(sink.messages) == 1 and sink.parsed()["Subject"].startswith(f"Payment reminder: invoice {due.number}")
+    with db.connection_context():
+        assert len(mail.reminders(due)) == 1 and mail.reminders(others) == []
+        Contact.update(email="ana@example.com").where(Contact.id == silent.contact_id).execute()
+        HistoryEvent.delete().where(HistoryEvent.action == "reminder").execute()  # as if a week had passed
+    with SmtpSink() as closed:
+        port = closed.port
+    mail.configure(f"smtp://127.0.0.1:{port}?tls=none")
+    html = logged_in.hx_post("/invoices/reminders", {}).get_data(as_text=True)
+    assert "0 of 3 reminders sent." in html and html.count('data-outcome="failed"') == 1
+    assert html.count('data-outcome="not tried"') == 2 and "the mail server failed" in html
+    mail.configure("")
+    refused = logged_in.hx_post("/invoices/reminders", {})
+    assert refused.status_code == 409 and "SMTP_URL" in refused.get_data(as_text=True)

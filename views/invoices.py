@@ -141,9 +141,35 @@ def index():
     sorts = _sorts()
     page = listing.paginate(_invoice_filters(request.args), sorts, "-created", tiebreak=Invoice.id.desc(),
                              per_page=listing.PER_PAGE)
-    from models.mail import reminder_summary
-    return render("invoices/index.html", "invoices/_list.html", page=page, statuses=STATUSES, args=request.args,
-                  today=today(), reminded=reminder_summary([i.id for i in page.items]))
+    return _list_page(page, request.args)
+
+
+def _list_page(page, args, status=200, reminder_results=None):
+    from models import Settings, mail
+    overdue = args.get("status") == "overdue"
+    return render("invoices/index.html", "invoices/_list.html", status, page=page, statuses=STATUSES, args=args,
+                  today=today(), reminded=mail.reminder_summary([i.id for i in page.items]),
+                  reminders_unavailable=mail.unavailable_reason(Settings.load(logo=False)) if overdue else None,
+                  reminder_results=reminder_results, reminder_pause=mail.REMINDER_PAUSE_DAYS)
+
+
+@bp.post("/invoices/reminders")
+def send_reminders():
+    """The overdue list's "Send payment reminders": every overdue invoice the user may change (up to 50) gets its
+    reminder, unless reminded within a week or without an address; the list comes back with what happened."""
+    from models import DomainError, mail
+    from models.access import visible
+    from . import listing
+    from .common import error_response
+    invoices = mail.overdue_for_reminders(visible(Invoice, g.user, write=True, query=Invoice.select_without("pdf")))
+    try:
+        results = mail.send_reminders(g.user, invoices)
+    except DomainError as exc:
+        return error_response(exc.status, exc)
+    args = {"status": "overdue"}
+    page = listing.paginate(_invoice_filters(args), _sorts(), "-created", args=args, tiebreak=Invoice.id.desc(),
+                            per_page=listing.PER_PAGE)
+    return _list_page(page, args, reminder_results=results)
 
 
 EXPORT_COLUMNS = [
