@@ -57,6 +57,7 @@ class Invoice(EInvoiceFile, Tracked, HasLines, BaseModel):
     payment_terms_days = IntegerField(default=30, constraints=[Check("payment_terms_days BETWEEN 0 AND 3650")])
     payment_terms = TextField(default="")
     notes = TextField(default="")
+    reminded_at = DateTimeField(null=True)  # the last payment reminder (claimed by a reminder run before it sends)
     period_start = DateField(null=True)  # the service period a subscription or a project is invoiced for
     period_end = DateField(null=True)
     paid_on = DateField(null=True)

@@ -21,9 +21,14 @@ _config = {"url": "", "sender": ""}
 
 
 class MailNotSent(DomainError):
-    """The mail server could not be reached or refused the mail (nothing was recorded)."""
+    """The mail server could not be reached or refused the mail (nothing was recorded). `server_down`: it
+    failed before this mail's own turn (connection, TLS, login), so another mail would fail the same way."""
 
     status = 503
+
+    def __init__(self, message, fields=None, server_down=False):
+        super().__init__(message, fields)
+        self.server_down = server_down
 
 
 def configure(smtp_url, sender=""):
@@ -292,7 +297,7 @@ def _deliver(mail, recipients):
     """Hand the mail to the SMTP server; MailNotSent with the reason when it cannot be delivered."""
     scheme, host, port, user, password, tls = _server(_config["url"])
     context = ssl.create_default_context()
-    server = None
+    server, sending = None, False
     try:
         if scheme == "smtps":
             server = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT, context=context)
@@ -303,11 +308,12 @@ def _deliver(mail, recipients):
             if not server.has_extn("starttls"):
                 raise MailNotSent(f"The mail server {host} offers no encryption (STARTTLS): the mail was not "
                                   "sent. Use smtps:// or a server with STARTTLS (?tls=none only for a relay "
-                                  "on this machine).")
+                                  "on this machine).", server_down=True)
             server.starttls(context=context)
             server.ehlo()
         if user:
             server.login(user, password)
+        sending = True  # from here on a refusal is about this mail (its size, sender or recipients)
         refused = server.send_message(mail, to_addrs=recipients)
     except MailNotSent:
         _close(server)
@@ -319,11 +325,12 @@ def _deliver(mail, recipients):
     except smtplib.SMTPAuthenticationError:
         _close(server)
         raise MailNotSent("The mail server did not accept SMTP_URL's user name and password: the mail was not "
-                          "sent.") from None
+                          "sent.", server_down=True) from None
     except (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError, UnicodeError) as exc:
         _close(server)
         raise MailNotSent(f"The mail server {host}:{port} could not be reached or refused the mail "
-                          f"({type(exc).__name__}: {str(exc)[:200]}); it was not sent. Try again later.") from None
+                          f"({type(exc).__name__}: {str(exc)[:200]}); it was not sent. Try again later.",
+                          server_down=not sending) from None
     _close(server)  # the mail was accepted: how the server says goodbye changes nothing
     return refused
 
@@ -358,8 +365,12 @@ def send_document(actor, document, data):
     mail = build_message(actor, sent, values, settings)
     refused = _deliver(mail, values["to"] + values["cc"])
     accepted = [address for address in values["to"] + values["cc"] if address not in refused]
+    reminder = is_reminder(document, sent)
     with write_transaction():
-        HistoryEvent.write(actor, document, "reminder" if is_reminder(document, sent) else "email",
+        if reminder:
+            from .base import now
+            type(document).update(reminded_at=now()).where(type(document).id == document.id).execute()
+        HistoryEvent.write(actor, document, "reminder" if reminder else "email",
                            note=f"{sent.file_name} to {', '.join(accepted)}: {values['subject']}"[:1000])
         if document.opportunity_id:
             Activity.add(actor, Opportunity.get_by_id(document.opportunity_id), kind="email", done=True,
@@ -370,51 +381,70 @@ def send_document(actor, document, data):
 
 # ----- a reminder run -----------------------------------------------------------------------------------------
 REMINDER_PAUSE_DAYS = 7   # an invoice reminded less than a week ago is left alone
-REMINDER_RUN_LIMIT = 50   # invoices per run (each mail is one SMTP conversation, within the request)
+REMINDER_RUN_LIMIT = 10   # mails per run: each is one SMTP conversation within the request (a worker's timeout)
 
 
 def overdue_for_reminders(query):
-    """The overdue issued invoices of `query` (already limited to what the user may change), oldest due first."""
-    from .base import today
+    """The overdue issued invoices of `query` (already limited to what the user may change) not reminded in the
+    last REMINDER_PAUSE_DAYS, the longest overdue first."""
+    import datetime
+    from .base import now, today
     from .invoice import Invoice
-    return list(query.where((Invoice.status == "issued") & (Invoice.due_date < today()))
-                .order_by(Invoice.due_date, Invoice.id).limit(REMINDER_RUN_LIMIT))
+    pause = now() - datetime.timedelta(days=REMINDER_PAUSE_DAYS)
+    return list(query.where((Invoice.status == "issued") & (Invoice.due_date < today())
+                            & (Invoice.reminded_at.is_null() | (Invoice.reminded_at < pause)))
+                .order_by(Invoice.due_date, Invoice.id))
+
+
+def _claim(invoice):
+    """Mark the invoice as being reminded now, unless another run or a seller did within the pause (an atomic
+    UPDATE: two runs at once never send the same reminder twice). Returns the previous mark, or False."""
+    import datetime
+    from .base import now
+    from .invoice import Invoice
+    pause = now() - datetime.timedelta(days=REMINDER_PAUSE_DAYS)
+    previous = Invoice.select(Invoice.reminded_at).where(Invoice.id == invoice.id).scalar()
+    claimed = Invoice.update(reminded_at=now()).where(
+        (Invoice.id == invoice.id) & (Invoice.reminded_at.is_null() | (Invoice.reminded_at < pause))).execute()
+    return previous if claimed else False
 
 
 def send_reminders(actor, invoices):
-    """Email each overdue invoice its payment reminder, with the text its panel would offer. Returns
-    [(invoice, outcome, detail)] with outcome sent / skipped / failed / not tried: one reminded within
-    REMINDER_PAUSE_DAYS or without a customer address is skipped; when the mail server itself fails, the
-    rest are not tried (each would wait for it again)."""
-    import datetime
-    from .base import now
+    """Email each overdue invoice its payment reminder, with the text its panel would offer, up to
+    REMINDER_RUN_LIMIT mails. Returns [(invoice, outcome, detail)] with outcome sent / skipped / failed /
+    not tried: one without a customer address, or reminded meanwhile, is skipped; when the mail server itself
+    fails (connection, TLS, login), or the run's mails are used up, the rest are not tried."""
+    from .base import write_transaction
+    from .invoice import Invoice
     from .settings import Settings
     reason = unavailable_reason(Settings.load(logo=False))
     if reason:
         raise NotAllowed(reason)
-    results, stopped = [], None
-    last_sent = reminder_summary([invoice.id for invoice in invoices])
+    results, stopped, tried = [], None, 0
     for invoice in invoices:
+        if stopped is None and tried >= REMINDER_RUN_LIMIT:
+            stopped = f"at most {REMINDER_RUN_LIMIT} reminders a run: run it again for the rest"
         if stopped:
             results.append((invoice, "not tried", stopped))
-            continue
-        previous = last_sent.get(invoice.id)
-        if previous and previous[1] > now() - datetime.timedelta(days=REMINDER_PAUSE_DAYS):
-            results.append((invoice, "skipped", f"reminded on {previous[1].date().isoformat()}"))
             continue
         values = compose(invoice, actor)
         if not values["to"]:
             results.append((invoice, "skipped", "the customer has no email address"))
             continue
+        with write_transaction():
+            previous = _claim(invoice)
+        if previous is False:
+            results.append((invoice, "skipped", "reminded meanwhile"))
+            continue
+        tried += 1
         try:
             _, accepted, refused = send_document(actor, invoice, values)
-        except MailNotSent as exc:
-            results.append((invoice, "failed", exc.message))
-            if not exc.fields:  # the server, not this recipient: the others would fail the same way
-                stopped = "the mail server failed"
-            continue
         except DomainError as exc:
-            results.append((invoice, "failed", exc.message))
+            with write_transaction():  # not sent: the claim is given back
+                Invoice.update(reminded_at=previous).where(Invoice.id == invoice.id).execute()
+            results.append((invoice, "failed", str(exc)))
+            if getattr(exc, "server_down", False):  # the others would wait for it and fail the same way
+                stopped = "the mail server failed"
             continue
         results.append((invoice, "sent", ", ".join(accepted)))
     return results

@@ -50,6 +50,9 @@ class _Handler(socketserver.StreamRequestHandler):
                         break
                     lines.append(data[1:] if data.startswith(b"..") else data)
                 time.sleep(sink.delay)  # a slow server
+                if sink.reject_data & set(recipients):
+                    self.reply("552 Message size exceeds the recipient's limit")
+                    continue
                 sink.messages.append((sender, list(recipients), b"".join(lines)))
                 self.reply("250 OK: queued")
             elif verb == "RSET":
@@ -76,6 +79,7 @@ class SmtpSink:
 
     def __init__(self):
         self.messages, self.refuse, self.goodbye, self.delay = [], set(), "221 Bye", 0
+        self.reject_data = set()  # a message to any of these is refused after DATA (552: too large for them)
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.sink = self
         self.port = self._server.server_address[1]

@@ -365,24 +365,29 @@ def test_the_settings_page_shows_and_saves_the_email_texts(app, client, user):
         assert Settings.load().email_reminder_text.startswith("{greeting}\n\nbitte überweisen Sie")
 
 
+def _overdue_invoices(*owners):
+    from models import Invoice
+    from test_documents_pdf import customer_of
+    from tests.builders import days_ago, make_draft_invoice
+    invoices = []
+    for owner in owners:
+        draft = make_draft_invoice(owner)
+        customer_of(draft)
+        fresh(draft).issue(owner, issue_date=days_ago(45).isoformat())
+        invoices.append(Invoice.get_by_id(draft.id))
+    return invoices
+
+
 def test_a_reminder_run_from_the_overdue_list(logged_in, user, sink):
     """One click reminds every overdue invoice the seller may change: not one reminded in the last week, not one
     whose customer has no address, never another seller's; when the mail server fails the rest wait."""
     from models import Contact, Invoice
-    from test_documents_pdf import customer_of
-    from tests.builders import days_ago, make_draft_invoice
     with db.connection_context():
         company()
         seller = User.get_by_id(user.id)
         other = User.create_user("sue@example.com", "correct horse battery staple", "Sue Seller", "seller")
-        invoices = []
-        for owner in (seller, seller, seller, seller, other):
-            draft = make_draft_invoice(owner)
-            customer_of(draft)
-            fresh(draft).issue(owner, issue_date=days_ago(45).isoformat())
-            invoices.append(Invoice.get_by_id(draft.id))
-        due, reminded, silent, paid, others = invoices
-        mail.send_document(seller, reminded, _form(reminded, seller))  # reminded just now
+        due, reminded, silent, paid, others = _overdue_invoices(seller, seller, seller, seller, other)
+        mail.send_document(seller, reminded, _form(reminded, seller))  # reminded from its panel just now
         Contact.update(email="").where(Contact.id == silent.contact_id).execute()
         Invoice.get_by_id(paid.id).mark_paid(seller)
         sink.messages.clear()
@@ -390,21 +395,45 @@ def test_a_reminder_run_from_the_overdue_list(logged_in, user, sink):
     assert "Send payment reminders" in page and 'action="/invoices/reminders"' in page
     resp = logged_in.hx_post("/invoices/reminders", {})
     html = resp.get_data(as_text=True)
-    assert resp.status_code == 200 and "1 of 3 reminders sent." in html
+    assert resp.status_code == 200 and "1 of 2 reminders sent." in html
     outcomes = {number: outcome for outcome, number in re.findall(r'data-outcome="([^"]+)"><a[^>]*>(INV-[\d-]+)</a>', html)}
-    assert outcomes == {due.number: "sent", reminded.number: "skipped", silent.number: "skipped"}
-    assert "reminded on" in html and "has no email address" in html and others.number not in html
+    assert outcomes == {due.number: "sent", silent.number: "skipped"}  # (the one reminded this week is left out)
+    assert "has no email address" in html and others.number not in outcomes
     assert len(sink.messages) == 1 and sink.parsed()["Subject"].startswith(f"Payment reminder: invoice {due.number}")
     with db.connection_context():
         assert len(mail.reminders(due)) == 1 and mail.reminders(others) == []
+        assert Invoice.get_by_id(due.id).reminded_at is not None
         Contact.update(email="ana@example.com").where(Contact.id == silent.contact_id).execute()
-        HistoryEvent.delete().where(HistoryEvent.action == "reminder").execute()  # as if a week had passed
+        Invoice.update(reminded_at=None).execute()  # as if a week had passed
     with SmtpSink() as closed:
         port = closed.port
     mail.configure(f"smtp://127.0.0.1:{port}?tls=none")
     html = logged_in.hx_post("/invoices/reminders", {}).get_data(as_text=True)
     assert "0 of 3 reminders sent." in html and html.count('data-outcome="failed"') == 1
     assert html.count('data-outcome="not tried"') == 2 and "the mail server failed" in html
+    with db.connection_context():  # a reminder not sent is not counted as one
+        assert Invoice.select().where(Invoice.reminded_at.is_null(False)).count() == 0
     mail.configure("")
     refused = logged_in.hx_post("/invoices/reminders", {})
     assert refused.status_code == 409 and "SMTP_URL" in refused.get_data(as_text=True)
+
+
+def test_a_reminder_run_goes_on_past_one_refused_mail_and_stops_at_its_limit(logged_in, user, sink, monkeypatch):
+    from models import Team
+    with db.connection_context():
+        company()
+        seller = User.get_by_id(user.id)
+        team = Team.create(name="North")
+        User.update(team=team.id).where(User.id == seller.id).execute()
+        mate = User.create_user("tim@example.com", "correct horse battery staple", "Tim Teammate", "seller",
+                                team=team)
+        first, second, third, teammates = _overdue_invoices(seller, seller, seller, mate)
+        sink.reject_data = {first.contact.email}  # this customer's server refuses the message (552)
+    monkeypatch.setattr(mail, "REMINDER_RUN_LIMIT", 2)
+    html = logged_in.hx_post("/invoices/reminders", {}).get_data(as_text=True)
+    outcomes = {number: outcome for outcome, number in re.findall(r'data-outcome="([^"]+)"><a[^>]*>(INV-[\d-]+)</a>', html)}
+    assert outcomes == {first.number: "failed", second.number: "sent", third.number: "not tried"}
+    assert "552" in html and "run it again for the rest" in html
+    assert teammates.number in html and teammates.number not in outcomes  # a teammate's: listed, not reminded
+    plain = logged_in.form_post("/invoices/reminders", {})  # without htmx: the outcome as a message, then the list
+    assert plain.status_code == 303 and plain.headers["Location"].endswith("/invoices?status=overdue")

@@ -150,22 +150,29 @@ def _list_page(page, args, status=200, reminder_results=None):
     return render("invoices/index.html", "invoices/_list.html", status, page=page, statuses=STATUSES, args=args,
                   today=today(), reminded=mail.reminder_summary([i.id for i in page.items]),
                   reminders_unavailable=mail.unavailable_reason(Settings.load(logo=False)) if overdue else None,
-                  reminder_results=reminder_results, reminder_pause=mail.REMINDER_PAUSE_DAYS)
+                  reminder_results=reminder_results, reminder_pause=mail.REMINDER_PAUSE_DAYS,
+                  reminder_limit=mail.REMINDER_RUN_LIMIT)
 
 
 @bp.post("/invoices/reminders")
 def send_reminders():
-    """The overdue list's "Send payment reminders": every overdue invoice the user may change (up to 50) gets its
-    reminder, unless reminded within a week or without an address; the list comes back with what happened."""
+    """The overdue list's "Send payment reminders": every overdue invoice the user may change gets its reminder
+    (up to 10 a run), unless reminded within a week or without an address; the list comes back with what
+    happened (a plain form: the outcome as a message, then the overdue list)."""
+    from flask import flash, redirect, url_for
     from models import DomainError, mail
     from models.access import visible
     from . import listing
-    from .common import error_response
+    from .common import error_response, is_htmx
     invoices = mail.overdue_for_reminders(visible(Invoice, g.user, write=True, query=Invoice.select_without("pdf")))
     try:
         results = mail.send_reminders(g.user, invoices)
     except DomainError as exc:
         return error_response(exc.status, exc)
+    if not is_htmx():
+        sent = [invoice.display_number for invoice, outcome, _ in results if outcome == "sent"]
+        flash(f"{len(sent)} of {len(results)} reminders sent" + (f": {', '.join(sent)}." if sent else "."), "info")
+        return redirect(url_for("invoices.index", status="overdue"), 303)
     args = {"status": "overdue"}
     page = listing.paginate(_invoice_filters(args), _sorts(), "-created", args=args, tiebreak=Invoice.id.desc(),
                             per_page=listing.PER_PAGE)

@@ -244,3 +244,33 @@ def test_email_a_sent_quote_from_its_panel(page, user, screenshot):
             assert page.console_errors == []
         finally:
             mail.configure("")
+
+
+def test_a_reminder_run_from_the_overdue_list(page, user):
+    import datetime
+    from models import mail
+    from smtp_sink import SmtpSink
+    deal = _deal(user, "close")
+    with db.connection_context():
+        actor = User.get(User.email == user.email)
+        Settings.update(email="sales@pipeline-test.example").where(Settings.id == Settings.load().id).execute()
+        opportunity = Opportunity.get_by_id(deal.id)
+        opportunity.move_to(actor, "fulfill", actual_revenue="6400", actual_close_date=today().isoformat())
+        order = Opportunity.get_by_id(deal.id).order
+        order.fulfil(actor)
+        invoice = Invoice.create_from_order(actor, Order.get_by_id(order.id))
+        invoice.issue(actor, issue_date=(today() - datetime.timedelta(days=40)).isoformat())
+        number = Invoice.get_by_id(invoice.id).number
+    with SmtpSink() as sink:
+        mail.configure(sink.url)
+        try:
+            page.goto(f"{page.base}/invoices?status=overdue")
+            page.get_by_role("button", name="Send payment reminders").click()
+            results = page.locator("#list .reminder-results")
+            results.wait_for()
+            assert "1 of 1 reminder sent." in results.inner_text()
+            assert results.locator("[data-outcome=sent]").inner_text().startswith(f"{number}: sent (jonas@weber.example)")
+            assert page.locator(f'#list tr[data-record="invoice:{invoice.id}"] [data-reminders="1"]').count() == 1
+            assert len(sink.messages) == 1 and page.console_errors == []
+        finally:
+            mail.configure("")
