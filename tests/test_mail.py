@@ -5,6 +5,7 @@ import re
 import pytest
 
 from models import Activity, HistoryEvent, NotAllowed, User, ValidationError, db, mail
+from models.base import today
 from models.mail import MailNotSent
 from smtp_sink import SmtpSink
 from test_documents_pdf import active_quote, company, issued_invoice
@@ -403,6 +404,12 @@ def test_a_reminder_run_from_the_overdue_list(logged_in, user, sink):
     with db.connection_context():
         assert len(mail.reminders(due)) == 1 and mail.reminders(others) == []
         assert Invoice.get_by_id(due.id).reminded_at is not None
+    exported = logged_in.get("/invoices/export.csv?status=overdue").get_data(as_text=True).splitlines()
+    header = exported[0].split(",")
+    by_number = {row.split(",")[0]: row.split(",") for row in exported[1:]}
+    assert by_number[due.number][header.index("Last reminder")].startswith(today().isoformat())
+    assert by_number[silent.number][header.index("Last reminder")] == ""
+    with db.connection_context():
         Contact.update(email="ana@example.com").where(Contact.id == silent.contact_id).execute()
         Invoice.update(reminded_at=None).execute()  # as if a week had passed
     with SmtpSink() as closed:

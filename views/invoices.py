@@ -184,6 +184,7 @@ EXPORT_COLUMNS = [
     ("Customer", lambda r: r.customer_name), ("Order", lambda r: r.order.display_number),
     ("Issue date", lambda r: r.issue_date), ("Due date", lambda r: r.due_date), ("Paid on", lambda r: r.paid_on),
     ("Net", lambda r: r.net_total), ("Tax", lambda r: r.tax_total), ("Gross", lambda r: r.gross_total),
+    ("Last reminder", lambda r: r.reminded_at),
 ]
 
 
