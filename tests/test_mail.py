@@ -310,8 +310,13 @@ def test_the_api_emails_a_document_with_the_panels_defaults(app, user, sink):
     assert resp.get_json()["id"] == quote.id
     assert sink.messages[0][1] == [contact_email, "boss@example.com"]
     assert sink.parsed()["Subject"].startswith(f"Quote {quote.display_number}")
+    with db.connection_context():
+        invoice = _overdue_invoices(seller)[0]
+    reminded = client.post(f"/api/v1/invoices/{invoice.id}/email", data="{}", headers=headers)
+    assert reminded.status_code == 200 and reminded.get_json()["reminded_at"]  # an overdue one: a reminder
+    assert sink.parsed()["Subject"].startswith(f"Payment reminder: invoice {invoice.number}")
     bad = client.post(f"/api/v1/quotes/{quote.id}/email", data=json.dumps({"to": "nobody"}), headers=headers)
-    assert bad.status_code == 422 and "to" in bad.get_json()["fields"] and len(sink.messages) == 1
+    assert bad.status_code == 422 and "to" in bad.get_json()["fields"] and len(sink.messages) == 2
 
 
 def test_the_company_writes_its_own_email_texts(database, seller, sink):

@@ -239,6 +239,7 @@ INVOICE_FIELDS = [
       doc="Start of the service period invoiced (with period_end; e-invoice BG-14). Editable while a draft."),
     F("period_end", "date", nullable=True, update=True, doc="End of the service period, on or after its start."),
     _ro("paid_on", "date", nullable=True), _ro("cancel_reason", "text"), *TOTALS,
+    _ro("reminded_at", "datetime", nullable=True, doc="When the last payment reminder was sent (UTC)."),
     _ro("pdf_sha256", nullable=True, doc="SHA-256 of the frozen PDF (once issued)."),
     _ro("credit_note_number", nullable=True,
         doc="Number of the credit note that voided the invoice when it was canceled after being issued; its "
