@@ -382,6 +382,7 @@ def send_document(actor, document, data):
 # ----- a reminder run -----------------------------------------------------------------------------------------
 REMINDER_PAUSE_DAYS = 7   # an invoice reminded less than a week ago is left alone
 REMINDER_RUN_LIMIT = 10   # mails per run: each is one SMTP conversation within the request (a worker's timeout)
+REMINDER_RUN_SECONDS = 15  # no new mail is started after this long (gunicorn's workers time out after 30 s)
 
 
 def overdue_for_reminders(query):
@@ -413,17 +414,21 @@ def send_reminders(actor, invoices):
     """Email each overdue invoice its payment reminder, with the text its panel would offer, up to
     REMINDER_RUN_LIMIT mails. Returns [(invoice, outcome, detail)] with outcome sent / skipped / failed /
     not tried: one without a customer address, or reminded meanwhile, is skipped; when the mail server itself
-    fails (connection, TLS, login), or the run's mails are used up, the rest are not tried."""
+    fails (connection, TLS, login), or the run's mails or REMINDER_RUN_SECONDS are used up, the rest are not
+    tried."""
     from .base import write_transaction
     from .invoice import Invoice
     from .settings import Settings
     reason = unavailable_reason(Settings.load(logo=False))
     if reason:
         raise NotAllowed(reason)
-    results, stopped, tried = [], None, 0
+    import time
+    results, stopped, tried, started = [], None, 0, time.monotonic()
     for invoice in invoices:
         if stopped is None and tried >= REMINDER_RUN_LIMIT:
             stopped = f"at most {REMINDER_RUN_LIMIT} reminders a run: run it again for the rest"
+        elif stopped is None and tried and time.monotonic() - started > REMINDER_RUN_SECONDS:
+            stopped = f"the mail server is slow: after {REMINDER_RUN_SECONDS} s, run it again for the rest"
         if stopped:
             results.append((invoice, "not tried", stopped))
             continue
