@@ -231,7 +231,8 @@ def compose(document, actor):
                         "{number} of {issue_date}, which is not to be paid." + _CLOSING,
                         dict(values, number=document.number))
     subject = f"{subject} – {company}" if company else subject
-    return {"to": _recipient(document), "cc": "", "subject": subject[:200], "message": message.strip()[:10000]}
+    return {"to": _recipient(document), "cc": "", "subject": subject[:200], "message": message.strip()[:10000],
+            "copy_to_me": True}
 
 
 def _addresses(c, name, raw, required):
@@ -260,6 +261,7 @@ def _clean(data):
     cc = _addresses(c, "cc", data.get("cc"), False)
     c.text("subject", 200, required=True)
     c.text("message", 10000, required=True, multiline=True)
+    c.boolean("copy_to_me")
     if "subject" not in c.errors and len((data.get("subject") or "").strip().splitlines()) > 1:
         c.fail("subject", "Use a single line (no line breaks).")  # U+2028 and the like: a header is one line
     values = c.raise_if_errors("The email could not be sent.")
@@ -363,8 +365,14 @@ def send_document(actor, document, data):
         raise NotAllowed(f"{sent.display_number} has no stored PDF yet: run `flask --app app freeze-documents`.")
     settings = Settings.load(logo=False)
     mail = build_message(actor, sent, values, settings)
-    refused = _deliver(mail, values["to"] + values["cc"])
-    accepted = [address for address in values["to"] + values["cc"] if address not in refused]
+    recipients = values["to"] + values["cc"]
+    copy = _ascii_address(actor.email) if values.get("copy_to_me") and actor.email else None
+    # the seller's copy goes in the envelope only (a blind copy: the customer does not see it)
+    refused = _deliver(mail, recipients + ([copy] if copy and copy not in recipients else []))
+    accepted = [address for address in recipients if address not in refused]
+    if not accepted:  # only the seller's copy went out
+        raise MailNotSent("The mail server refused every recipient: the mail was not sent.",
+                          {"to": "Refused by the mail server: " + ", ".join(recipients)})
     reminder = is_reminder(document, sent)
     with write_transaction():
         if reminder:
@@ -432,7 +440,7 @@ def send_reminders(actor, invoices):
         if stopped:
             results.append((invoice, "not tried", stopped))
             continue
-        values = compose(invoice, actor)
+        values = dict(compose(invoice, actor), copy_to_me=False)  # (a run would fill the seller's mailbox)
         if not values["to"]:
             results.append((invoice, "skipped", "the customer has no email address"))
             continue

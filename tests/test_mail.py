@@ -43,12 +43,14 @@ def test_a_sent_quote_goes_to_the_customer_with_its_stored_pdf(database, seller,
     sent, accepted, refused = mail.send_document(seller, quote, dict(form, cc="buyer@example.com"))
     assert refused == [] and sent.id == quote.id and accepted == [contact.email, "buyer@example.com"]
     sender, recipients, _ = sink.messages[0]
-    assert sender == "info@falkenberg-it.de" and recipients == [contact.email, "buyer@example.com"]
+    assert sender == "info@falkenberg-it.de"
+    assert recipients == [contact.email, "buyer@example.com", "sam@example.com"]  # the seller's blind copy too
     message = sink.parsed()
     assert message["From"].addresses[0].addr_spec == "info@falkenberg-it.de"
     assert message["From"].addresses[0].display_name == "Sam Seller – Falkenberg IT-Systeme GmbH"
     assert message["Reply-To"].addresses[0].addr_spec == "sam@example.com"  # the customer answers the seller
     assert message["Cc"] == "buyer@example.com" and message["Subject"] == form["subject"]
+    assert "sam@example.com" not in str(message["To"]) + str(message["Cc"]) and message["Bcc"] is None
     assert message.get_body(("plain",)).get_content().replace("\r\n", "\n").rstrip() == form["message"].rstrip()
     attachment, = message.iter_attachments()
     assert attachment.get_filename() == quote.file_name and attachment.get_content_type() == "application/pdf"
@@ -119,7 +121,7 @@ def test_recipients_the_server_refuses(database, seller, sink):
     company()
     quote = active_quote(seller)
     sink.refuse = {"gone@example.com"}
-    sent, accepted, refused = mail.send_document(seller, quote, _form(quote, seller,
+    sent, accepted, refused = mail.send_document(seller, quote, _form(quote, seller, copy_to_me="",
                                                                      to="gone@example.com, here@example.com"))
     assert (accepted, refused) == (["here@example.com"], ["gone@example.com"]) and sink.messages[0][1] == ["here@example.com"]
     assert "here@example.com" in _emails(quote)[0].note and "gone@" not in _emails(quote)[0].note
@@ -189,15 +191,21 @@ def test_the_quote_panel_emails_the_quote(logged_in, user, sink):
         contact_email = quote.contact.email
     html = logged_in.hx_get(_url(quote) + "?action=email").get_data(as_text=True)
     assert 'name="to"' in html and f'value="{contact_email}"' in html and "Send the email" in html
+    assert re.search(r'name="copy_to_me" type="checkbox" value="1" checked', html)  # a copy to the seller, unless untick
     refused = logged_in.hx_post(_url(quote, "email"), {"to": "nobody", "subject": "Quote", "message": "Hi",
                                                         "version": "1"})
     assert refused.status_code == 422 and "Not an email address: nobody" in refused.get_data(as_text=True)
+    assert 'name="copy_to_me" type="checkbox" value="1">' in refused.get_data(as_text=True)  # left unticked
     assert sink.messages == []
     resp = logged_in.hx_post(_url(quote, "email"), {"to": contact_email, "subject": "Your quote",
                                                      "message": "Dear Lena,\nhere it is.", "version": "1"})
     assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
     assert f"{quote.display_number} was emailed to {contact_email}." in resp.headers.get("HX-Trigger", "") + resp.get_data(as_text=True)
     assert len(sink.messages) == 1 and sink.parsed()["Subject"] == "Your quote"
+    assert sink.messages[0][1] == [contact_email]  # the box was not ticked: no copy
+    logged_in.hx_post(_url(quote, "email"), {"to": contact_email, "subject": "Again", "message": "Hi",
+                                              "copy_to_me": "1", "version": "1"})
+    assert sink.messages[1][1] == [contact_email, "sam@example.com"]
     timeline = logged_in.hx_get(_url(quote)).get_data(as_text=True)
     assert "emailed the document" in timeline
 
@@ -288,7 +296,8 @@ def test_idn_domains_and_a_server_that_says_goodbye_badly(database, seller, sink
     company()
     quote = active_quote(seller)
     sink.goodbye = "421 closing"  # after the mail was accepted: it was sent, and is recorded
-    sent, accepted, _ = mail.send_document(seller, quote, _form(quote, seller, to="info@bücher.example"))
+    sent, accepted, _ = mail.send_document(seller, quote, _form(quote, seller, to="info@bücher.example",
+                                                                copy_to_me=False))
     assert accepted == ["info@xn--bcher-kva.example"] and sink.messages[0][1] == ["info@xn--bcher-kva.example"]
     assert len(_emails(quote)) == 1
 
@@ -304,8 +313,8 @@ def test_the_api_emails_a_document_with_the_panels_defaults(app, user, sink):
         token = ApiToken.issue(seller, "mail test")[1]
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    resp = client.post(f"/api/v1/quotes/{quote.id}/email", data=json.dumps({"cc": "boss@example.com"}),
-                       headers=headers)
+    resp = client.post(f"/api/v1/quotes/{quote.id}/email", data=json.dumps({"cc": "boss@example.com",
+                                                                            "copy_to_me": False}), headers=headers)
     assert resp.status_code == 200, resp.get_data(as_text=True)
     assert resp.get_json()["id"] == quote.id
     assert sink.messages[0][1] == [contact_email, "boss@example.com"]

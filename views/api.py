@@ -333,7 +333,8 @@ EMAIL_INPUTS = [F("to", "text", max_length=3000, doc="Addresses separated by com
                 F("cc", "text", max_length=3000, doc="Addresses separated by commas (default: none)."),
                 F("subject", "text", max_length=200, doc="One line (default: the number, the deal, the company)."),
                 F("message", "text", max_length=10000, doc="The mail's text (default: the panel's greeting, "
-                                                          "total and validity or due date).")]
+                                                          "total and validity or due date)."),
+                F("copy_to_me", "boolean", doc="A blind copy to the token's user (default: true).")]
 EMAIL_SUMMARY = ("Email the stored PDF to the customer through the installation's SMTP_URL, as the panel's Email "
                  "form does (409 without a mail server or for a draft, 503 when the mail server fails; nothing is "
                  "recorded then). The answer is the record; the deal's timeline keeps the email.")

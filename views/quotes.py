@@ -98,6 +98,8 @@ def finish_actions(actions, opened=None, failed=None):
             for item in action.inputs:
                 if item.name in form:
                     item.value = form[item.name]
+                elif item.widget == "checkbox":  # an unticked box is not sent
+                    item.value = False
         elif action.name == opened and action.layout == "expand" and not action.disabled:
             action.expanded = True
     return actions
@@ -146,7 +148,8 @@ def email_action(document, label):
     action.inputs = [Input("to", "To", "emails", values["to"], True),
                      Input("cc", "Cc", "emails", values["cc"]),
                      Input("subject", "Subject", "text", values["subject"], True),
-                     Input("message", "Message", "textarea", values["message"], True, max_length=10000, rows=9)]
+                     Input("message", "Message", "textarea", values["message"], True, max_length=10000, rows=9),
+                     Input("copy_to_me", "Send me a copy", "checkbox", values["copy_to_me"])]
     return action
 
 
