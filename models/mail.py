@@ -2,12 +2,13 @@
 note. The PDF attached is the stored one (the bytes a download serves). The mail goes out through the SMTP
 server of the installation's SMTP_URL before anything is written; once it is accepted, the document's
 history and the deal's timeline record who sent what to whom."""
+import email.policy
 import re
 import smtplib
 import socket
 import ssl
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from urllib.parse import parse_qs, unquote, urlparse
 
 from .base import write_transaction
@@ -295,8 +296,9 @@ def build_message(actor, sent, values, settings):
     return mail
 
 
-def _deliver(mail, recipients):
-    """Hand the mail to the SMTP server; MailNotSent with the reason when it cannot be delivered."""
+def _deliver(mail, recipients, copy=None):
+    """Hand the mail to the SMTP server; MailNotSent with the reason when it cannot be delivered. `copy`: an
+    address that gets it too, as a second message once the recipients' was accepted (never alone)."""
     scheme, host, port, user, password, tls = _server(_config["url"])
     context = ssl.create_default_context()
     server, sending = None, False
@@ -316,7 +318,14 @@ def _deliver(mail, recipients):
         if user:
             server.login(user, password)
         sending = True  # from here on a refusal is about this mail (its size, sender or recipients)
-        refused = server.send_message(mail, to_addrs=recipients)
+        data = mail.as_bytes(policy=email.policy.SMTP)  # flattened once: the copy is the same bytes
+        sender = parseaddr(str(mail["From"]))[1]
+        refused = server.sendmail(sender, recipients, data)
+        if copy:
+            try:
+                server.sendmail(sender, [copy], data)
+            except smtplib.SMTPException:  # the customer has it: a lost copy is no reason to say otherwise
+                pass
     except MailNotSent:
         _close(server)
         raise
@@ -367,12 +376,11 @@ def send_document(actor, document, data):
     mail = build_message(actor, sent, values, settings)
     recipients = values["to"] + values["cc"]
     copy = _ascii_address(actor.email) if values.get("copy_to_me") and actor.email else None
-    # the seller's copy goes in the envelope only (a blind copy: the customer does not see it)
-    refused = _deliver(mail, recipients + ([copy] if copy and copy not in recipients else []))
+    if copy and copy.lower() in {address.lower() for address in recipients}:
+        copy = None  # the seller is a recipient already
+    # the seller's copy is a blind one: in no header, sent once the customer's mail was accepted
+    refused = _deliver(mail, recipients, copy)
     accepted = [address for address in recipients if address not in refused]
-    if not accepted:  # only the seller's copy went out
-        raise MailNotSent("The mail server refused every recipient: the mail was not sent.",
-                          {"to": "Refused by the mail server: " + ", ".join(recipients)})
     reminder = is_reminder(document, sent)
     with write_transaction():
         if reminder:
