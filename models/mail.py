@@ -167,11 +167,14 @@ BUILT_IN_TEXTS = {
                            "we have not received your payment yet. Please transfer the amount, quoting {number}; the "
                            "invoice is attached again. If you have paid in the meantime, please disregard this "
                            "email." + _CLOSING,
+    "email_credit_text": "{greeting}\n\nplease find attached our credit note {number}: it voids invoice {invoice} of "
+                         "{issue_date}, which is not to be paid." + _CLOSING,
 }
 PLACEHOLDERS = {
     "greeting": "“Dear” and the contact's name, or “Dear Sir or Madam”", "contact": "the contact's name",
     "customer": "the customer (account or contact)", "number": "the document's number", "deal": "the deal's topic",
     "total": "the total with currency", "valid_until": "the quote's validity", "issue_date": "the invoice date",
+    "invoice": "the invoice's number (the one a credit note voids)",
     "due_date": "the invoice's due date", "seller": "the name of the seller who sends it",
     "company": "the company name"}
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -213,6 +216,7 @@ def compose(document, actor):
               "total": format_money(document.gross_total, settings.currency), "seller": actor.name,
               "company": company, "valid_until": _long_date(getattr(document, "valid_until", None)),
               "issue_date": _long_date(getattr(document, "issue_date", None)),
+              "invoice": document.number if document.record_type == "invoice" else "",
               "due_date": _long_date(getattr(document, "due_date", None))}
     if document.record_type == "quote":
         subject = f"Quote {sent.display_number}" + (f": {topic}" if topic else "")
@@ -228,9 +232,7 @@ def compose(document, actor):
         message = _fill(email_text(settings, "email_invoice_text"), values)
     else:
         subject = f"Credit note {sent.number} for invoice {document.number}"
-        message = _fill("{greeting}\n\nplease find attached our credit note " + sent.number + ": it voids invoice "
-                        "{number} of {issue_date}, which is not to be paid." + _CLOSING,
-                        dict(values, number=document.number))
+        message = _fill(email_text(settings, "email_credit_text"), values)
     subject = f"{subject} – {company}" if company else subject
     return {"to": _recipient(document), "cc": "", "subject": subject[:200], "message": message.strip()[:10000],
             "copy_to_me": True}

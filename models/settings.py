@@ -11,8 +11,9 @@ from .money import currency_problem
 
 SETTINGS_LIMITS = {"company_name": 200, "address": 1000, "vat_id": 40, "tax_number": 40, "company_register": 120,
                    "legal_info": 240, "bank_details": 500, "payment_terms_text": 500, "email": 254, "phone": 40,
-                   "email_quote_text": 5000, "email_invoice_text": 5000, "email_reminder_text": 5000}
-EMAIL_TEXTS = ("email_quote_text", "email_invoice_text", "email_reminder_text")
+                   "email_quote_text": 5000, "email_invoice_text": 5000, "email_reminder_text": 5000,
+                   "email_credit_text": 5000}
+EMAIL_TEXTS = ("email_quote_text", "email_invoice_text", "email_reminder_text", "email_credit_text")
 # The installation's one currency (the app's CURRENCY, set by create_app): screens and documents print it.
 _installation = {"currency": "EUR"}
 
@@ -56,6 +57,7 @@ class Settings(BaseModel):
     email_quote_text = TextField(default="")  # the company's text of emails carrying a quote ("": built in)
     email_invoice_text = TextField(default="")
     email_reminder_text = TextField(default="")
+    email_credit_text = TextField(default="")
     rot_days_develop = IntegerField(default=14)
     rot_days_propose = IntegerField(default=10)
     rot_days_close = IntegerField(default=7)

@@ -355,6 +355,11 @@ def test_the_company_writes_its_own_email_texts(database, seller, sink):
     assert message.endswith("Mit freundlichen Grüßen\nSam Seller, Falkenberg IT-Systeme GmbH")
     invoice = issued_invoice(seller)
     assert "The PDF carries the e-invoice (Factur-X)" in _form(invoice, seller)["message"]
+    settings.save_changes(manager, {"email_credit_text": "{greeting}\n\nGutschrift {number} storniert {invoice}."})
+    fresh(invoice).cancel(seller, reason="Wrong address")
+    canceled = fresh(invoice)
+    assert _form(canceled, seller)["message"].endswith(
+        f"Gutschrift {canceled.credit_note.number} storniert {invoice.number}.")
 
 
 def test_the_settings_page_shows_and_saves_the_email_texts(app, client, user):

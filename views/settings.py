@@ -18,7 +18,7 @@ FIELD_LABELS = {"company_name": "Company name", "address": "Address", "vat_id": 
                 "payment_terms_text": "Payment terms text", "rot_days_develop": "Rotting in Develop",
                 "rot_days_propose": "Rotting in Propose", "rot_days_close": "Rotting in Close",
                 "email_quote_text": "Email with a quote", "email_invoice_text": "Email with an invoice",
-                "email_reminder_text": "Payment reminder"}
+                "email_reminder_text": "Payment reminder", "email_credit_text": "Email with a credit note"}
 FORM_FIELDS = ("company_name", "address", "vat_id", "tax_number", "company_register", "legal_info", "email", "phone",
                "bank_details",
                "payment_terms_text") + tuple(SETTINGS_DAYS) + EMAIL_TEXTS  # the currency is the app's CURRENCY
