@@ -53,3 +53,14 @@ ISO_COUNTRY_NAMES = {
     "WF": "Wallis and Futuna", "WS": "Samoa", "YE": "Yemen", "YT": "Mayotte", "ZA": "South Africa",
     "ZM": "Zambia", "ZW": "Zimbabwe",
 }
+
+# Other names people write for a country (German, French, Italian, Spanish ones of the usual countries, short
+# forms): an address book's or an address's last line may give them instead of the English name.
+COUNTRY_ALIASES = {
+    "deutschland": "DE", "österreich": "AT", "osterreich": "AT", "schweiz": "CH", "suisse": "CH", "frankreich": "FR",
+    "italien": "IT", "italia": "IT", "spanien": "ES", "españa": "ES", "niederlande": "NL", "the netherlands": "NL",
+    "belgien": "BE", "luxemburg": "LU", "dänemark": "DK", "schweden": "SE", "norwegen": "NO", "finnland": "FI",
+    "polen": "PL", "czech republic": "CZ", "tschechien": "CZ", "irland": "IE", "uk": "GB", "great britain": "GB",
+    "england": "GB", "scotland": "GB", "wales": "GB", "großbritannien": "GB", "united states of america": "US",
+    "usa": "US", "u.s.a.": "US", "vereinigte staaten": "US", "kanada": "CA", "turkey": "TR", "türkei": "TR",
+}

@@ -22,7 +22,7 @@ from decimal import Decimal
 
 from .base import done_outside_lock, today
 from .money import currency_problem, format_money, line_tax, round_money
-from .countries import ISO_COUNTRY_NAMES
+from .countries import COUNTRY_ALIASES, ISO_COUNTRY_NAMES
 from .party import COUNTRY_CODES_ISO
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,10 +37,7 @@ COUNTRY_NAMES = dict(ISO_COUNTRY_NAMES,  # printed in capitals as an address's l
 # not every ISO name ("Georgia", "Jordan" or "Mexico" end many a US address as a state or a city).
 ADDRESS_COUNTRIES = ("AT BE BG CH CY CZ DE DK EE ES FI FR GB GR HR HU IE IS IT LI LT LU LV MT NL NO PL PT RO SE SI "
                      "SK US CA AU JP XI").split()
-COUNTRY_CODES = {COUNTRY_NAMES[code].lower(): code for code in ADDRESS_COUNTRIES}
-COUNTRY_CODES.update({"deutschland": "DE", "österreich": "AT", "schweiz": "CH", "uk": "GB", "usa": "US",
-                      "united states of america": "US", "the netherlands": "NL", "czech republic": "CZ",
-                      "turkey": "TR", "great britain": "GB", "england": "GB", "scotland": "GB", "wales": "GB"})
+COUNTRY_CODES = dict({COUNTRY_NAMES[code].lower(): code for code in ADDRESS_COUNTRIES}, **COUNTRY_ALIASES)
 
 # Units as typed on lines -> UN/ECE Recommendation 20 codes (BT-130); anything else is C62 ("one").
 UNIT_CODES = {
@@ -222,7 +219,8 @@ def seller_block(settings):
     logo = None
     if settings.logo and settings.logo_mime:
         logo = f"data:{settings.logo_mime};base64,{base64.b64encode(bytes(settings.logo)).decode('ascii')}"
-    return {"name": settings.company_name, "address": text_lines(settings.address), "vat_id": settings.vat_id, "email": settings.email,
+    return {"name": settings.company_name, "address": text_lines(settings.address), "vat_id": settings.vat_id,
+            "email": settings.email,
             "tax_number": settings.tax_number, "register": settings.company_register,
             "legal": text_lines(settings.legal_info),
             "phone": settings.phone, "logo": logo, "country": seller_country(settings),

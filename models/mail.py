@@ -2,16 +2,18 @@
 note. The PDF attached is the stored one (the bytes a download serves). The mail goes out through the SMTP
 server of the installation's SMTP_URL before anything is written; once it is accepted, the document's
 history and the deal's timeline record who sent what to whom."""
+import datetime
 import email.policy
 import re
 import smtplib
 import socket
 import ssl
+import time
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from urllib.parse import parse_qs, unquote, urlparse
 
-from .base import write_transaction
+from .base import now, today, write_transaction
 from .errors import DomainError, NotAllowed
 from .validation import EMAIL_RE, Cleaner, text_problem
 
@@ -104,26 +106,30 @@ def _ascii_address(address):
 
 
 # ----- what is sent -----------------------------------------------------------------------------------
+def mail_kind(document):
+    """What a mail about `document` is, or None when none can be sent: "quote" (a sent or won one), "invoice"
+    (issued or paid), "reminder" (issued and overdue: a payment reminder), "credit_note" (a canceled invoice's)."""
+    if document.record_type == "quote":
+        return "quote" if document.status in ("active", "won") else None
+    if document.status in ("issued", "paid"):
+        return "reminder" if document.payment_state == "overdue" else "invoice"
+    if document.status == "canceled" and document.credit_note is not None:
+        return "credit_note"
+    return None
+
+
 def mailable(document):
     """The frozen document a mail about `document` carries (the credit note of a canceled invoice), or
-    NotAllowed saying why there is none."""
-    kind = document.record_type
-    if kind == "quote":
-        if document.status not in ("active", "won"):
-            raise NotAllowed(f"Quote {document.display_number} is {document.status}: only a sent (active) or won "
-                             "quote is emailed, as the customer received it.")
-        return document
-    if document.status in ("issued", "paid"):
-        return document
-    if document.status == "canceled" and document.number:
+    NotAllowed (NotFound for a canceled invoice without a credit note) saying why there is none."""
+    if document.record_type == "invoice" and document.status == "canceled" and document.number:
         from .invoice import CreditNote
         return CreditNote.of(document)
+    if mail_kind(document):
+        return document
+    if document.record_type == "quote":
+        raise NotAllowed(f"Quote {document.display_number} is {document.status}: only a sent (active) or won "
+                         "quote is emailed, as the customer received it.")
     raise NotAllowed(f"Invoice {document.display_number} is a draft: issue it first (a draft has no number).")
-
-
-def is_reminder(document, sent):
-    """A mail of an overdue invoice (itself, not a credit note) is a payment reminder."""
-    return document.record_type == "invoice" and sent.record_type == "invoice" and document.payment_state == "overdue"
 
 
 def reminders(invoice):
@@ -134,17 +140,17 @@ def reminders(invoice):
         & (HistoryEvent.action == "reminder")).order_by(HistoryEvent.at, HistoryEvent.id))
 
 
-def reminder_summary(invoice_ids):
-    """{invoice id: (payment reminders sent, when the last went)} for a page of invoices (one query)."""
+def reminder_counts(invoice_ids):
+    """{invoice id: payment reminders sent} for a page of invoices (one query; when the last one went is the
+    invoice's reminded_at)."""
     from peewee import fn
     from .history import HistoryEvent
     if not invoice_ids:
         return {}
-    rows = (HistoryEvent.select(HistoryEvent.record_id, fn.COUNT(HistoryEvent.id), fn.MAX(HistoryEvent.at))
-            .where((HistoryEvent.record_type == "invoice") & (HistoryEvent.action == "reminder")
-                   & HistoryEvent.record_id.in_(list(invoice_ids)))
-            .group_by(HistoryEvent.record_id).tuples())
-    return {record_id: (count, HistoryEvent.at.python_value(last)) for record_id, count, last in rows}  # (SQLite: text)
+    return dict(HistoryEvent.select(HistoryEvent.record_id, fn.COUNT(HistoryEvent.id))
+                .where((HistoryEvent.record_type == "invoice") & (HistoryEvent.action == "reminder")
+                       & HistoryEvent.record_id.in_(list(invoice_ids)))
+                .group_by(HistoryEvent.record_id).tuples())
 
 
 def _recipient(document):
@@ -177,6 +183,8 @@ PLACEHOLDERS = {
     "invoice": "the invoice's number (the one a credit note voids)",
     "due_date": "the invoice's due date", "seller": "the name of the seller who sends it",
     "company": "the company name"}
+EMAIL_TEXT_OF = {"quote": "email_quote_text", "invoice": "email_invoice_text", "reminder": "email_reminder_text",
+                 "credit_note": "email_credit_text"}  # the settings text of each kind of mail
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
@@ -206,7 +214,7 @@ def compose(document, actor):
     from .money import format_money
     from .settings import Settings
     settings = Settings.load(logo=False)
-    sent = mailable(document)
+    sent, kind = mailable(document), mail_kind(document)
     party = customer_party(document)
     contact = (party["attention"] or (party["name"] if party["kind"] == "contact" else "")) if party else ""
     company = settings.company_name
@@ -218,21 +226,18 @@ def compose(document, actor):
               "issue_date": _long_date(getattr(document, "issue_date", None)),
               "invoice": document.number if document.record_type == "invoice" else "",
               "due_date": _long_date(getattr(document, "due_date", None))}
-    if document.record_type == "quote":
+    if kind == "quote":
         subject = f"Quote {sent.display_number}" + (f": {topic}" if topic else "")
-        message = _fill(email_text(settings, "email_quote_text"), values)
-    elif is_reminder(document, sent):  # a friendly payment reminder (the second one says so)
-        earlier = len(reminders(document))
+    elif kind == "reminder":  # a friendly payment reminder (the second one says so)
+        earlier = reminder_counts([document.id]).get(document.id, 0)
         which = ("Payment reminder", "Second payment reminder", "Third payment reminder")
         subject = (which[earlier] if earlier < len(which) else f"Payment reminder no. {earlier + 1}") + \
             f": invoice {sent.number}"
-        message = _fill(email_text(settings, "email_reminder_text"), values)
-    elif sent.record_type == "invoice":
+    elif kind == "invoice":
         subject = f"Invoice {sent.number}" + (f": {topic}" if topic else "")
-        message = _fill(email_text(settings, "email_invoice_text"), values)
     else:
         subject = f"Credit note {sent.number} for invoice {document.number}"
-        message = _fill(email_text(settings, "email_credit_text"), values)
+    message = _fill(email_text(settings, EMAIL_TEXT_OF[kind]), values)
     subject = f"{subject} – {company}" if company else subject
     return {"to": _recipient(document), "cc": "", "subject": subject[:200], "message": message.strip()[:10000],
             "copy_to_me": True}
@@ -383,10 +388,9 @@ def send_document(actor, document, data):
     # the seller's copy is a blind one: in no header, sent once the customer's mail was accepted
     refused = _deliver(mail, recipients, copy)
     accepted = [address for address in recipients if address not in refused]
-    reminder = is_reminder(document, sent)
+    reminder = mail_kind(document) == "reminder"
     with write_transaction():
         if reminder:
-            from .base import now
             type(document).update(reminded_at=now()).where(type(document).id == document.id).execute()
         HistoryEvent.write(actor, document, "reminder" if reminder else "email",
                            note=f"{sent.file_name} to {', '.join(accepted)}: {values['subject']}"[:1000])
@@ -406,8 +410,6 @@ REMINDER_RUN_SECONDS = 15  # no new mail is started after this long (gunicorn's 
 def overdue_for_reminders(query):
     """The overdue issued invoices of `query` (already limited to what the user may change) not reminded in the
     last REMINDER_PAUSE_DAYS, the longest overdue first."""
-    import datetime
-    from .base import now, today
     from .invoice import Invoice
     pause = now() - datetime.timedelta(days=REMINDER_PAUSE_DAYS)
     return list(query.where((Invoice.status == "issued") & (Invoice.due_date < today())
@@ -418,8 +420,6 @@ def overdue_for_reminders(query):
 def _claim(invoice):
     """Mark the invoice as being reminded now, unless another run or a seller did within the pause (an atomic
     UPDATE: two runs at once never send the same reminder twice). Returns the previous mark, or False."""
-    import datetime
-    from .base import now
     from .invoice import Invoice
     pause = now() - datetime.timedelta(days=REMINDER_PAUSE_DAYS)
     previous = Invoice.select(Invoice.reminded_at).where(Invoice.id == invoice.id).scalar()
@@ -434,13 +434,11 @@ def send_reminders(actor, invoices):
     not tried: one without a customer address, or reminded meanwhile, is skipped; when the mail server itself
     fails (connection, TLS, login), or the run's mails or REMINDER_RUN_SECONDS are used up, the rest are not
     tried."""
-    from .base import write_transaction
     from .invoice import Invoice
     from .settings import Settings
     reason = unavailable_reason(Settings.load(logo=False))
     if reason:
         raise NotAllowed(reason)
-    import time
     results, stopped, tried, started = [], None, 0, time.monotonic()
     for invoice in invoices:
         if stopped is None and tried >= REMINDER_RUN_LIMIT:

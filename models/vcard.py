@@ -8,23 +8,14 @@ the columns of COLUMNS, so it goes through the same mapping, preview and checks 
 import quopri
 import re
 
-from .countries import ISO_COUNTRY_NAMES
+from .countries import COUNTRY_ALIASES, ISO_COUNTRY_NAMES
 
 COLUMNS = ("Full name", "First name", "Last name", "Company", "Job title", "Email", "Phone", "Street",
            "Postal code", "City", "Country", "Notes")
 BINARY_PROPERTIES = {"PHOTO", "LOGO", "SOUND", "KEY"}
 MAX_CARD_BYTES = 1024 * 1024
-# A country name as address books write it -> its ISO code: the English names of every country, and German,
-# French, Italian and Spanish names of the usual ones.
-COUNTRY_CODES = {name.lower(): code for code, name in ISO_COUNTRY_NAMES.items()}
-COUNTRY_CODES.update({
-    "deutschland": "DE", "österreich": "AT", "osterreich": "AT", "schweiz": "CH", "suisse": "CH", "frankreich": "FR",
-    "italien": "IT", "italia": "IT", "spanien": "ES", "españa": "ES", "niederlande": "NL", "the netherlands": "NL",
-    "belgien": "BE", "luxemburg": "LU", "dänemark": "DK", "schweden": "SE", "norwegen": "NO", "finnland": "FI",
-    "polen": "PL", "czech republic": "CZ", "tschechien": "CZ", "irland": "IE", "uk": "GB", "great britain": "GB",
-    "england": "GB", "großbritannien": "GB", "united states of america": "US", "usa": "US", "u.s.a.": "US",
-    "vereinigte staaten": "US", "kanada": "CA", "turkey": "TR", "türkei": "TR",
-})
+# A country name as address books write it -> its ISO code: the English name of every country, or another name.
+COUNTRY_CODES = dict({name.lower(): code for code, name in ISO_COUNTRY_NAMES.items()}, **COUNTRY_ALIASES)
 
 
 class VCardError(ValueError):

@@ -402,6 +402,11 @@ def _overdue_invoices(*owners):
     return invoices
 
 
+def _outcomes(html):
+    """{invoice number: outcome} of a reminder run's report."""
+    return {number: outcome for outcome, number in re.findall(r'data-outcome="([^"]+)"><a[^>]*>(INV-[\d-]+)</a>', html)}
+
+
 def test_a_reminder_run_from_the_overdue_list(logged_in, user, sink):
     """One click reminds every overdue invoice the seller may change: not one reminded in the last week, not one
     whose customer has no address, never another seller's; when the mail server fails the rest wait."""
@@ -420,7 +425,7 @@ def test_a_reminder_run_from_the_overdue_list(logged_in, user, sink):
     resp = logged_in.hx_post("/invoices/reminders", {})
     html = resp.get_data(as_text=True)
     assert resp.status_code == 200 and "1 of 2 reminders sent." in html
-    outcomes = {number: outcome for outcome, number in re.findall(r'data-outcome="([^"]+)"><a[^>]*>(INV-[\d-]+)</a>', html)}
+    outcomes = _outcomes(html)
     assert outcomes == {due.number: "sent", silent.number: "skipped"}  # (the one reminded this week is left out)
     assert "has no email address" in html and others.number not in outcomes
     assert len(sink.messages) == 1 and sink.parsed()["Subject"].startswith(f"Payment reminder: invoice {due.number}")
@@ -461,7 +466,7 @@ def test_a_reminder_run_goes_on_past_one_refused_mail_and_stops_at_its_limit(log
         sink.reject_data = {first.contact.email}  # this customer's server refuses the message (552)
     monkeypatch.setattr(mail, "REMINDER_RUN_LIMIT", 2)
     html = logged_in.hx_post("/invoices/reminders", {}).get_data(as_text=True)
-    outcomes = {number: outcome for outcome, number in re.findall(r'data-outcome="([^"]+)"><a[^>]*>(INV-[\d-]+)</a>', html)}
+    outcomes = _outcomes(html)
     assert outcomes == {first.number: "failed", second.number: "sent", third.number: "not tried"}
     assert "552" in html and "run it again for the rest" in html
     assert teammates.number in html and teammates.number not in outcomes  # a teammate's: listed, not reminded

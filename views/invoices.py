@@ -40,10 +40,9 @@ def invoice_actions(invoice):
         actions.append(Action("cancel", "Cancel invoice", "invoices.cancel", "danger", "expand",
                               submit="Cancel the invoice", intro=f"The invoice is canceled.{keeps}",
                               inputs=[Input("reason", "Reason", "textarea", "", True)]))
-    if invoice.status in ("issued", "paid") or (invoice.status == "canceled" and invoice.credit_note):
-        label = ("Email the credit note" if invoice.status == "canceled" else
-                 "Send a payment reminder" if invoice.payment_state == "overdue" else "Email the invoice")
-        actions.append(email_action(invoice, label))
+    email = email_action(invoice)
+    if email:
+        actions.append(email)
     return actions
 
 
@@ -148,7 +147,7 @@ def _list_page(page, args, status=200, reminder_results=None):
     from models import Settings, mail
     overdue = args.get("status") == "overdue"
     return render("invoices/index.html", "invoices/_list.html", status, page=page, statuses=STATUSES, args=args,
-                  today=today(), reminded=mail.reminder_summary([i.id for i in page.items]),
+                  today=today(), reminded=mail.reminder_counts([i.id for i in page.items]),
                   reminders_unavailable=mail.unavailable_reason(Settings.load(logo=False)) if overdue else None,
                   reminder_results=reminder_results, reminder_pause=mail.REMINDER_PAUSE_DAYS,
                   reminder_limit=mail.REMINDER_RUN_LIMIT)

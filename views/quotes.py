@@ -132,14 +132,22 @@ def document_context(view, record, fields, actions, notice=None):
             **lines_context(record, view.kind, view.endpoint)}
 
 
-def email_action(document, label):
-    """The "Email" form of a frozen document (prefilled with the customer, a subject and a message), or
-    the same button disabled with the reason when this installation has no mail server."""
-    from models import mail
-    action = Action("email", label, f"{document.record_type}s.email", layout="expand", submit="Send the email",
+EMAIL_LABELS = {"quote": "Email the quote", "invoice": "Email the invoice", "reminder": "Send a payment reminder",
+                "credit_note": "Email the credit note"}
+
+
+def email_action(document):
+    """The "Email" form of a document that can be mailed now (models.mail.mail_kind; None otherwise),
+    prefilled with the customer, a subject and a message, or the same button disabled with the reason when
+    this installation has no mail server."""
+    from models import Settings, mail
+    kind = mail.mail_kind(document)
+    if kind is None:
+        return None
+    action = Action("email", EMAIL_LABELS[kind], f"{document.record_type}s.email", layout="expand",
+                    submit="Send the email",
                     intro="The stored PDF goes to the customer as an attachment, from the company's address "
                           "with replies to you; the deal's timeline keeps the email.")
-    from models import Settings
     reason = mail.unavailable_reason(Settings.load(logo=False))
     if reason:
         action.disabled = reason
@@ -259,8 +267,9 @@ def quote_actions(quote):
         revise = Action("revise", "Revise", "quotes.revise", submit="Revise",
                         intro="The quote is superseded by a new draft revision with the same lines.")
         actions += [win, revise, lose]
-    if quote.status in ("active", "won"):
-        actions.append(email_action(quote, "Email the quote"))
+    email = email_action(quote)
+    if email:
+        actions.append(email)
     return actions
 
 

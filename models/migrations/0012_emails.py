@@ -1,5 +1,6 @@
-"""Emailing documents: the texts of the emails that carry them to customers (quote, invoice, payment reminder, credit note),
-set in the company settings (empty: the built-in text, models/mail.py), and when an invoice was last reminded."""
+"""Emailing documents: the texts of the emails that carry them to customers (quote, invoice, payment reminder,
+credit note), set in the company settings (empty: the built-in text, models/mail.py), and when an invoice was last
+reminded."""
 from peewee import DateTimeField, TextField
 
 NAMES = ('email_quote_text', 'email_invoice_text', 'email_reminder_text', 'email_credit_text')
